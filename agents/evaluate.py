@@ -1,0 +1,187 @@
+"""Evaluate a policy on an env: ``python -m agents.evaluate --env Wordle-v0 --policy solver``.
+
+Prints a table (or one JSON object with ``--json``). Every env reports the common keys
+``episodes``, ``mean_return``, ``mean_length``; env-specific metrics come from the env
+class's ``summarize_episodes`` (Wordle: win rate, guesses; humanoid: time alive, MPJPE).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from tqdm import tqdm
+
+from agents.checkpoint import CheckpointError, write_json_atomic
+from agents.loading import load_policy, scripted_policy_names
+from agents.policy import Policy
+from agents.rollout import EpisodeSpec, play_episodes
+from agents.trajectory import Episode
+
+
+def parse_env_kwargs(text: str | None) -> dict[str, Any]:
+    if not text:
+        return {}
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise ValueError(f"--env-kwargs is not valid JSON ({err.msg} at char {err.pos}): {text!r}") from err
+    if not isinstance(value, dict):
+        raise ValueError(f"--env-kwargs must be a JSON object, got {type(value).__name__}")
+    return value
+
+
+def make_env_fn(env_id: str, env_kwargs: dict[str, Any]):
+    import envs  # noqa: F401  (registers the ids)
+
+    if env_id not in gym.registry:
+        known = sorted(k for k in gym.registry if not k.startswith(("ALE/", "phys2d/", "tabular/")))
+        ours = [k for k in known if gym.registry[k].entry_point.__str__().startswith("envs.")]
+        raise ValueError(f"unknown env {env_id!r}; ours: {', '.join(ours)}")
+
+    def make() -> gym.Env:
+        return gym.make(env_id, **env_kwargs)
+
+    return make
+
+
+def episode_specs(env: gym.Env, episodes: str | int, seed: int) -> list[EpisodeSpec]:
+    """``all`` asks the env for its full task list (Wordle: every answer once, in order)."""
+    if str(episodes) == "all":
+        tasks = getattr(env.unwrapped, "all_tasks", None)
+        if tasks is None:
+            raise ValueError(f"--episodes all is not defined for {env.spec.id if env.spec else env}; give a number")
+        return [EpisodeSpec(seed=seed + i, options=opts) for i, opts in enumerate(tasks())]
+    try:
+        count = int(episodes)
+    except ValueError as err:
+        raise ValueError(f"--episodes must be a positive integer or 'all', got {episodes!r}") from err
+    if count < 1:
+        raise ValueError(f"--episodes must be >= 1, got {count}")
+    return [EpisodeSpec(seed=seed + i) for i in range(count)]
+
+
+def summarize(env: gym.Env, episodes: Sequence[Episode]) -> dict[str, Any]:
+    returns = np.array([e.return_ for e in episodes], dtype=float)
+    summary: dict[str, Any] = {
+        "env": env.spec.id if env.spec else type(env.unwrapped).__name__,
+        "episodes": len(episodes),
+        "mean_return": float(returns.mean()) if len(returns) else 0.0,
+        "std_return": float(returns.std()) if len(returns) else 0.0,
+        "mean_length": float(np.mean([e.length for e in episodes])) if episodes else 0.0,
+    }
+    extra = getattr(env.unwrapped, "summarize_episodes", None)
+    if extra is not None:
+        summary.update(extra(episodes))
+    return summary
+
+
+def evaluate(
+    env_id: str,
+    policy: Policy | str,
+    *,
+    env_kwargs: dict[str, Any] | None = None,
+    episodes: int | str = 100,
+    seed: int = 0,
+    batch_size: int = 64,
+    deterministic: bool = True,
+    progress: bool = True,
+    device: str | None = None,
+    episodes_path: str | Path | None = None,
+) -> dict[str, Any]:
+    make = make_env_fn(env_id, env_kwargs or {})
+    probe = make()
+    try:
+        if isinstance(policy, str):
+            policy = load_policy(policy, probe, seed=seed, device=device)
+        specs = episode_specs(probe, episodes, seed)
+        bar = tqdm(total=len(specs), desc=f"eval {env_id}", unit="ep", disable=not progress, file=sys.stderr)
+        done: list[Episode] = []
+
+        def on_episode(ep: Episode) -> None:
+            done.append(ep)
+            bar.update(1)
+            wins = getattr(probe.unwrapped, "progress_postfix", None)
+            if wins is not None:
+                bar.set_postfix(wins(done), refresh=False)
+
+        results = play_episodes(make, policy, specs, batch_size=batch_size, deterministic=deterministic,
+                                on_episode=on_episode)
+        bar.close()
+        if episodes_path is not None:
+            from agents.trajectory import write_episodes
+
+            write_episodes(episodes_path, results, append=False)
+        return summarize(probe, results)
+    finally:
+        probe.close()
+
+
+def format_table(summary: dict[str, Any]) -> str:
+    rows = []
+    for key, value in summary.items():
+        if isinstance(value, dict):
+            value = "  ".join(f"{k}:{v}" for k, v in value.items())
+        elif isinstance(value, float):
+            value = f"{value:.4f}"
+        rows.append((key, str(value)))
+    width = max(len(k) for k, _ in rows)
+    return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m agents.evaluate",
+        description="Play episodes with a policy and report env metrics (win rate, guesses, time alive, ...).",
+    )
+    parser.add_argument("--env", default="Wordle-v0", help="registered env id (default: %(default)s)")
+    parser.add_argument("--env-kwargs", default=None, metavar="JSON",
+                        help='env constructor kwargs as JSON, e.g. \'{"answers": "path/answers.txt"}\'')
+    parser.add_argument("--policy", default="solver", metavar="NAME_OR_DIR",
+                        help="scripted policy name (Wordle: solver, random; humanoid: reference, random) "
+                             "or a checkpoint directory such as runs/<run>/final (default: %(default)s)")
+    parser.add_argument("--episodes", default="100", metavar="N|all",
+                        help="number of episodes, or 'all' (Wordle: every answer once, in order) (default: %(default)s)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the first episode; episode i uses seed+i")
+    parser.add_argument("--batch-size", type=int, default=64, help="episodes played in lockstep (default: %(default)s)")
+    parser.add_argument("--sample", action="store_true", help="sample actions instead of acting deterministically")
+    parser.add_argument("--device", default=None, help="torch device for checkpoint policies (default: cuda if available)")
+    parser.add_argument("--episodes-out", default=None, metavar="PATH", help="also write the episodes as JSON lines")
+    parser.add_argument("--out", default=None, metavar="PATH", help="also write the summary JSON to this file")
+    parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        summary = evaluate(
+            args.env,
+            args.policy,
+            env_kwargs=parse_env_kwargs(args.env_kwargs),
+            episodes=args.episodes,
+            seed=args.seed,
+            batch_size=args.batch_size,
+            deterministic=not args.sample,
+            progress=not args.json,
+            device=args.device,
+            episodes_path=args.episodes_out,
+        )
+    except (ValueError, CheckpointError, FileNotFoundError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    summary["policy"] = args.policy
+    if args.out:
+        write_json_atomic(args.out, summary)
+    print(json.dumps(summary) if args.json else format_table(summary))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,143 @@
+"""Frozen episode records and their JSON-lines (de)serialisation.
+
+Learners never parse logs themselves: rollouts produce :class:`Episode` records, which are
+validated on construction, written one per line to ``episodes.jsonl`` and read back here.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class TurnTokens:
+    """What a language-model policy actually sampled on one turn (and what was trained on)."""
+
+    prompt_ids: tuple[int, ...]
+    completion_ids: tuple[int, ...]
+    logprobs: tuple[float, ...]
+
+    def __post_init__(self) -> None:
+        if len(self.completion_ids) != len(self.logprobs):
+            raise ValueError(
+                f"TurnTokens: {len(self.completion_ids)} completion ids but {len(self.logprobs)} log-probs"
+            )
+
+
+@dataclass(frozen=True)
+class Episode:
+    """One finished (or cut) episode.
+
+    ``observations`` has one entry per action (the observation the action answered), so text
+    episodes read as a transcript of (prompt, completion) turns.
+    """
+
+    env_id: str
+    seed: int | None
+    observations: tuple[Any, ...]
+    actions: tuple[Any, ...]
+    rewards: tuple[float, ...]
+    terminated: bool
+    truncated: bool
+    reward_terms: dict[str, float] = field(default_factory=dict)
+    info: dict[str, Any] = field(default_factory=dict)
+    tokens: tuple[TurnTokens, ...] | None = None
+
+    def __post_init__(self) -> None:
+        n = len(self.actions)
+        if len(self.observations) != n or len(self.rewards) != n:
+            raise ValueError(
+                f"Episode: {len(self.observations)} observations, {n} actions and "
+                f"{len(self.rewards)} rewards must have equal length"
+            )
+        if self.tokens is not None and len(self.tokens) != n:
+            raise ValueError(f"Episode: {len(self.tokens)} token records for {n} actions")
+
+    @property
+    def return_(self) -> float:
+        return float(sum(self.rewards))
+
+    @property
+    def length(self) -> int:
+        return len(self.actions)
+
+    def to_json(self) -> dict[str, Any]:
+        row = asdict(self)
+        row["observations"] = [_jsonable(o) for o in self.observations]
+        row["actions"] = [_jsonable(a) for a in self.actions]
+        row["return"] = self.return_
+        row["length"] = self.length
+        row["info"] = _jsonable(self.info)
+        if self.tokens is None:
+            del row["tokens"]
+        return row
+
+    @classmethod
+    def from_json(cls, row: dict[str, Any]) -> Episode:
+        missing = {"env_id", "seed", "observations", "actions", "rewards", "terminated", "truncated"} - set(row)
+        if missing:
+            raise ValueError(f"episode record lacks {sorted(missing)}")
+        tokens = row.get("tokens")
+        return cls(
+            env_id=row["env_id"],
+            seed=row["seed"],
+            observations=tuple(row["observations"]),
+            actions=tuple(row["actions"]),
+            rewards=tuple(float(r) for r in row["rewards"]),
+            terminated=bool(row["terminated"]),
+            truncated=bool(row["truncated"]),
+            reward_terms={k: float(v) for k, v in row.get("reward_terms", {}).items()},
+            info=row.get("info", {}),
+            tokens=None if tokens is None else tuple(
+                TurnTokens(tuple(t["prompt_ids"]), tuple(t["completion_ids"]), tuple(t["logprobs"]))
+                for t in tokens
+            ),
+        )
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None if math.isnan(value) else (1e308 if value > 0 else -1e308)
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+def write_episodes(path: str | Path, episodes: Iterable[Episode], append: bool = True) -> int:
+    """Append episodes to a JSON-lines log; returns how many were written."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    count = 0
+    with path.open("a" if append else "w", encoding="utf-8") as handle:
+        for episode in episodes:
+            handle.write(json.dumps(episode.to_json(), ensure_ascii=False) + "\n")
+            count += 1
+    return count
+
+
+def read_episodes(paths: str | Path | Sequence[str | Path]) -> Iterator[Episode]:
+    """Read episodes back; a malformed line raises an error naming file and line."""
+    if isinstance(paths, str | Path):
+        paths = [paths]
+    for path in map(Path, paths):
+        with path.open(encoding="utf-8") as handle:
+            for line_no, line in enumerate(handle, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    yield Episode.from_json(json.loads(line))
+                except (ValueError, TypeError, KeyError) as err:
+                    raise ValueError(f"{path}:{line_no}: not a valid episode record ({err})") from err

@@ -1,0 +1,17 @@
+"""Gymnasium environments of posttrain-gym. Importing this package registers every id.
+
+Other code reaches them with ``gym.make("envs:Wordle-v0")``: Gymnasium imports the module
+named before the colon, which runs the registrations below.
+"""
+
+from gymnasium.envs.registration import register, registry
+
+
+def _register(env_id: str, entry_point: str, **kwargs) -> None:
+    if env_id not in registry:  # re-importing (e.g. importlib.reload) must not warn
+        register(id=env_id, entry_point=entry_point, **kwargs)
+
+
+# Text envs have no natural step limit beyond their own rules (Wordle ends after max_guesses
+# plus the invalid-action budget), so no TimeLimit wrapper is added.
+_register("Wordle-v0", "envs.wordle.env:WordleEnv", disable_env_checker=True)
