@@ -1,0 +1,491 @@
+"""The language-model policy: chat prompts in, sampled completions (and their tokens) out.
+
+``act`` samples a whole batch at once (left-padded prompts, KV cache, stops at the
+end-of-turn token) and records exactly what was sampled in ``last_tokens`` so GRPO trains on
+those ids rather than on a re-tokenisation of the text. ``log_prob`` / ``log_prob_tokens`` /
+``token_logprobs`` are the differentiable, teacher-forced counterparts SFT and GRPO train with.
+
+Log-probs are of the temperature-scaled model distribution ``softmax(logits / temperature)``,
+*not* renormalised over the top-p nucleus: that is the quantity the training-side functions
+recompute, so importance ratios stay consistent. With ``top_p = 1`` it is exactly the
+sampling probability.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from transformers import (
+    AutoTokenizer,
+    GenerationConfig,
+    LogitsProcessor,
+    LogitsProcessorList,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+)
+
+from agents.checkpoint import CheckpointError, atomic_directory, read_manifest, write_json_atomic
+from agents.lm.model import (
+    build_default_model,
+    default_device,
+    default_dtype,
+    load_pretrained,
+    resolve_source,
+)
+from agents.lm.tokenizer import (
+    CHAT_TEMPLATE,
+    Message,
+    build_char_tokenizer,
+    encode_chats,
+    encode_prompt,
+    pad_right,
+)
+from agents.trajectory import TurnTokens
+
+FORMAT_VERSION = 1
+DEFAULT_LORA_TARGETS: tuple[str, ...] = (
+    "q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj",
+)
+
+Observation = str | Sequence[Message]
+
+
+@dataclass
+class SamplingConfig:
+    """How ``act`` samples (``deterministic=True`` ignores temperature and top_p: greedy)."""
+
+    temperature: float = 1.0  # > 0; log-probs are reported at this temperature
+    top_p: float = 1.0  # nucleus sampling mass, (0, 1]
+    max_new_tokens: int = 128  # hard cap per completion; generation stops earlier at end-of-turn
+
+    def __post_init__(self) -> None:
+        if not self.temperature > 0:
+            raise ValueError(
+                f"temperature must be > 0 (use deterministic=True for greedy), got {self.temperature}"
+            )
+        if not 0 < self.top_p <= 1:
+            raise ValueError(f"top_p must be in (0, 1], got {self.top_p}")
+        if self.max_new_tokens < 1:
+            raise ValueError(f"max_new_tokens must be >= 1, got {self.max_new_tokens}")
+
+
+@dataclass(frozen=True)
+class LoraSettings:
+    r: int = 8
+    alpha: float = 16.0
+    dropout: float = 0.0
+    target_modules: tuple[str, ...] = field(default=DEFAULT_LORA_TARGETS)
+
+
+class _RecordAndWarp(LogitsProcessor):
+    """Temperature + top-p in one place, recording each sampled token's log-prob.
+
+    HF processors never see the token that was chosen, but the next call's ``input_ids``
+    ends with it; so each call gathers the previous step's log-prob and keeps only the
+    current (batch, vocab) log-softmax, not one per step.
+    """
+
+    def __init__(self, temperature: float, top_p: float) -> None:
+        self.temperature = temperature
+        self.top_p = top_p
+        self.pending: torch.Tensor | None = None
+        self.recorded: list[torch.Tensor] = []
+
+    def gather_pending(self, chosen: torch.Tensor) -> None:
+        if self.pending is not None:
+            self.recorded.append(self.pending.gather(-1, chosen[:, None]).squeeze(-1))
+            self.pending = None
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        self.gather_pending(input_ids[:, -1])
+        scaled = scores.float() / self.temperature
+        self.pending = torch.log_softmax(scaled, dim=-1)
+        if self.top_p >= 1.0:
+            return scaled
+        # Keep the smallest set of tokens whose probability reaches top_p (always the top one).
+        sorted_logp, order = self.pending.sort(dim=-1, descending=True)
+        mass_before = sorted_logp.exp().cumsum(dim=-1) - sorted_logp.exp()
+        drop_sorted = mass_before >= self.top_p
+        drop = torch.zeros_like(drop_sorted).scatter(-1, order, drop_sorted)
+        return scaled.masked_fill(drop, float("-inf"))
+
+
+class LMPolicy:
+    """A Hugging Face causal LM + tokenizer behind the :class:`~agents.policy.Policy` seam.
+
+    Observations are user-prompt strings or lists of chat messages; actions are completion
+    strings (special tokens removed). After ``act``, ``last_tokens[i]`` holds the prompt ids,
+    sampled completion ids (including the end-of-turn token when reached) and their log-probs.
+    """
+
+    kind = "lm"
+
+    def __init__(
+        self,
+        model: PreTrainedModel,
+        tokenizer: PreTrainedTokenizerBase,
+        *,
+        sampling: SamplingConfig | None = None,
+        base_model: str = "default",
+        base_weights: str | None = None,
+        device: torch.device | str | None = None,
+    ) -> None:
+        self.device = torch.device(device) if device is not None else default_device()
+        self.model: Any = model.to(self.device)  # PreTrainedModel, or a peft PeftModel after enable_lora
+        self.tokenizer = _prepare_tokenizer(tokenizer)
+        self.sampling = sampling or SamplingConfig()
+        self.base_model = base_model  # provenance, for humans: "default", a path or a hub id
+        self.base_weights = base_weights  # where base weights reload from; None = saved with checkpoints
+        self.lora: LoraSettings | None = None
+        self.last_tokens: list[TurnTokens] | None = None
+        self._reference_model: Any = None
+
+    # ----------------------------------------------------------------- construction
+    @classmethod
+    def default(
+        cls,
+        seed: int = 0,
+        *,
+        device: torch.device | str | None = None,
+        sampling: SamplingConfig | None = None,
+        **config_overrides: Any,
+    ) -> LMPolicy:
+        """The embedded character-level model, freshly initialised from ``seed`` (no download)."""
+        tokenizer = build_char_tokenizer()
+        model = build_default_model(tokenizer, seed=seed, **config_overrides)
+        device = torch.device(device) if device is not None else default_device()
+        model = model.to(dtype=default_dtype(device))
+        return cls(model, tokenizer, sampling=sampling, device=device)
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        path_or_id: str | Path,
+        *,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+        sampling: SamplingConfig | None = None,
+    ) -> LMPolicy:
+        """Any local Hugging Face causal-LM directory (or a hub id, which may download)."""
+        source, local_only = resolve_source(path_or_id)
+        device = torch.device(device) if device is not None else default_device()
+        model = load_pretrained(source, device=device, dtype=dtype)
+        tokenizer = _load_tokenizer(source, local_only)
+        return cls(model, tokenizer, sampling=sampling, base_model=source, base_weights=source, device=device)
+
+    # ----------------------------------------------------------------- LoRA and reference
+    def enable_lora(
+        self,
+        r: int = 8,
+        alpha: float = 16.0,
+        dropout: float = 0.0,
+        target_modules: Sequence[str] = DEFAULT_LORA_TARGETS,
+    ) -> None:
+        """Freeze the base model and train low-rank adapters on ``target_modules``."""
+        from peft import LoraConfig, get_peft_model
+
+        if self.lora is not None:
+            raise RuntimeError("LoRA is already enabled on this policy")
+        settings = LoraSettings(r, float(alpha), float(dropout), tuple(target_modules))
+        config = LoraConfig(
+            r=r, lora_alpha=alpha, lora_dropout=dropout, target_modules=list(target_modules),
+            task_type="CAUSAL_LM",
+        )
+        self.model = get_peft_model(self.model, config)
+        self.lora = settings
+
+    def freeze_reference(self) -> None:
+        """Snapshot the current weights as the frozen reference for ``reference()`` (full fine-tuning)."""
+        reference = copy.deepcopy(self.model)
+        reference.eval()
+        reference.requires_grad_(False)
+        self._reference_model = reference
+
+    @contextlib.contextmanager
+    def reference(self) -> Iterator[LMPolicy]:
+        """Within the block, this policy computes with the reference weights (for a KL term).
+
+        With LoRA that is the base model (adapter disabled); otherwise the snapshot taken by
+        :meth:`freeze_reference`.
+        """
+        if self.lora is not None:
+            with self.model.disable_adapter():
+                yield self
+            return
+        if self._reference_model is None:
+            raise RuntimeError("no reference model: call freeze_reference() first, or enable_lora()")
+        current, self.model = self.model, self._reference_model
+        try:
+            yield self
+        finally:
+            self.model = current
+
+    disabled_adapter = reference
+
+    def trainable_parameters(self) -> list[torch.nn.Parameter]:
+        return [p for p in self.model.parameters() if p.requires_grad]
+
+    def num_parameters(self, trainable_only: bool = False) -> int:
+        params = self.trainable_parameters() if trainable_only else list(self.model.parameters())
+        return sum(p.numel() for p in params)
+
+    # ----------------------------------------------------------------- acting
+    def encode_prompts(self, obs_batch: Sequence[Observation]) -> list[list[int]]:
+        return [encode_prompt(self.tokenizer, obs) for obs in obs_batch]
+
+    @torch.no_grad()
+    def act(
+        self, obs_batch: Sequence[Observation], deterministic: bool = False
+    ) -> tuple[list[str], np.ndarray]:
+        """Sample one completion per observation; returns texts and summed log-probs.
+
+        Randomness comes from torch's global RNG (seeded once per run).
+        """
+        prompts = self.encode_prompts(obs_batch)
+        if not prompts:
+            self.last_tokens = []
+            return [], np.zeros(0)
+        width = max(len(p) for p in prompts)
+        pad_id = self.tokenizer.pad_token_id
+        # Left padding: every row's next token is generated at the same column.
+        input_ids = torch.full((len(prompts), width), pad_id, dtype=torch.long)
+        attention_mask = torch.zeros_like(input_ids)
+        for row, ids in enumerate(prompts):
+            input_ids[row, width - len(ids):] = torch.tensor(ids)
+            attention_mask[row, width - len(ids):] = 1
+        recorder = _RecordAndWarp(self.sampling.temperature, 1.0 if deterministic else self.sampling.top_p)
+        eos_ids = self._stop_ids()
+        # A fresh config so a checkpoint's own generation defaults (top_k=50, repetition
+        # penalty, ...) cannot change the distribution behind the recorded log-probs.
+        generation_config = GenerationConfig(
+            do_sample=not deterministic,
+            max_new_tokens=self.sampling.max_new_tokens,
+            top_k=0 if not deterministic else None,  # HF's default top_k=50 would truncate sampling
+            eos_token_id=eos_ids,
+            pad_token_id=pad_id,
+            bos_token_id=self.tokenizer.bos_token_id,
+        )
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            sequences = self.model.generate(
+                input_ids=input_ids.to(self.device),
+                attention_mask=attention_mask.to(self.device),
+                generation_config=generation_config,
+                logits_processor=LogitsProcessorList([recorder]),
+            )
+        finally:
+            self.model.train(was_training)
+        new_tokens = sequences[:, width:]
+        recorder.gather_pending(new_tokens[:, -1])
+        step_logprobs = torch.stack(recorder.recorded, dim=1).cpu()
+        new_tokens = new_tokens.cpu()
+
+        texts: list[str] = []
+        sums = np.zeros(len(prompts))
+        turns: list[TurnTokens] = []
+        stop = set(eos_ids)
+        for row, prompt_ids in enumerate(prompts):
+            ids = new_tokens[row].tolist()
+            length = next((i + 1 for i, t in enumerate(ids) if t in stop), len(ids))
+            completion = ids[:length]
+            logprobs = step_logprobs[row, :length].tolist()
+            turns.append(TurnTokens(tuple(prompt_ids), tuple(completion), tuple(logprobs)))
+            texts.append(self.tokenizer.decode(completion, skip_special_tokens=True))
+            sums[row] = float(sum(logprobs))
+        self.last_tokens = turns
+        return texts, sums
+
+    def _stop_ids(self) -> list[int]:
+        ids = {self.tokenizer.eos_token_id}
+        configured = getattr(getattr(self.model, "generation_config", None), "eos_token_id", None)
+        if isinstance(configured, int):
+            ids.add(configured)
+        elif configured:
+            ids.update(configured)
+        return sorted(i for i in ids if i is not None)
+
+    # ----------------------------------------------------------------- scoring (differentiable)
+    def token_logprobs(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, temperature: float = 1.0
+    ) -> torch.Tensor:
+        """Teacher-forced ``log p(input_ids[:, t] | input_ids[:, :t])``, shape ``(batch, length)``.
+
+        Aligned with ``input_ids`` (column 0 and padding are 0) so a loss mask from
+        :func:`~agents.lm.tokenizer.encode_chats` or :meth:`batch_turns` multiplies directly.
+        Works with left or right padding: positions are counted from each row's first token.
+        """
+        input_ids = input_ids.to(self.device)
+        attention_mask = attention_mask.to(self.device)
+        position_ids = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
+        output = self.model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids)
+        logits = output.logits
+        logits = logits[:, :-1].float() / temperature  # float32: bf16 log-softmax is too coarse for ratios
+        targets = input_ids[:, 1:]
+        chosen = logits.gather(-1, targets.unsqueeze(-1)).squeeze(-1) - logits.logsumexp(dim=-1)
+        chosen = torch.nn.functional.pad(chosen, (1, 0))
+        return chosen * attention_mask.to(chosen.dtype)
+
+    def batch_turns(self, turns: Sequence[TurnTokens]) -> dict[str, torch.Tensor]:
+        """Right-padded ``input_ids``/``attention_mask``/``loss_mask`` (1 on completion tokens)."""
+        sequences = [list(t.prompt_ids) + list(t.completion_ids) for t in turns]
+        masks = [[0] * len(t.prompt_ids) + [1] * len(t.completion_ids) for t in turns]
+        return pad_right(sequences, masks, self.tokenizer.pad_token_id)
+
+    def log_prob_tokens(self, turns: Sequence[TurnTokens], temperature: float | None = None) -> torch.Tensor:
+        """Summed log-prob of each turn's completion ids given its prompt ids, shape ``(batch,)``.
+
+        ``temperature`` defaults to the sampling temperature, so values match ``act``'s.
+        """
+        batch = self.batch_turns(turns)
+        logprobs = self.token_logprobs(
+            batch["input_ids"], batch["attention_mask"], temperature or self.sampling.temperature
+        )
+        return (logprobs * batch["loss_mask"].to(logprobs.device, logprobs.dtype)).sum(dim=-1)
+
+    def log_prob(
+        self,
+        obs_batch: Sequence[Observation],
+        completions: Sequence[str],
+        *,
+        end_of_turn: bool = True,
+        temperature: float | None = None,
+    ) -> torch.Tensor:
+        """Summed log-prob of each completion text (plus its end-of-turn token), shape ``(batch,)``.
+
+        Texts are re-tokenised; to score exactly what ``act`` sampled use :meth:`log_prob_tokens`.
+        """
+        if len(obs_batch) != len(completions):
+            raise ValueError(f"{len(obs_batch)} observations but {len(completions)} completions")
+        turns = []
+        for prompt_ids, text in zip(self.encode_prompts(obs_batch), completions, strict=True):
+            ids = list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+            if end_of_turn:
+                ids.append(self.tokenizer.eos_token_id)
+            turns.append(TurnTokens(tuple(prompt_ids), tuple(ids), (0.0,) * len(ids)))
+        return self.log_prob_tokens(turns, temperature)
+
+    def encode_chats(
+        self, conversations: Sequence[Sequence[Message]], max_length: int | None = None
+    ) -> dict[str, torch.Tensor]:
+        """Whole conversations -> ``input_ids``/``attention_mask``/``loss_mask`` (assistant tokens)."""
+        return encode_chats(self.tokenizer, conversations, max_length)
+
+    # ----------------------------------------------------------------- persistence
+    def save(self, directory: str | Path) -> None:
+        """Write ``policy.json``, ``tokenizer/``, ``model/`` (base weights) and ``adapter/`` (LoRA).
+
+        Base weights are skipped only for a LoRA policy whose base came from ``from_pretrained``
+        (recorded in ``base_weights`` and reloaded from there).
+        """
+        save_base = self.lora is None or self.base_weights is None
+        with atomic_directory(directory) as staging:
+            self.tokenizer.save_pretrained(staging / "tokenizer")
+            if self.lora is None:
+                self.model.save_pretrained(staging / "model", safe_serialization=True)
+            else:
+                self.model.save_pretrained(staging / "adapter", safe_serialization=True)
+                if save_base:
+                    base = self.model.get_base_model()
+                    base.save_pretrained(
+                        staging / "model", state_dict=_base_state_dict(base), safe_serialization=True
+                    )
+            write_json_atomic(staging / "policy.json", {
+                "kind": self.kind,
+                "format": FORMAT_VERSION,
+                "base_model": self.base_model,
+                "base_weights": "model" if save_base else self.base_weights,
+                "lora": None if self.lora is None else {**asdict(self.lora),
+                                                        "target_modules": list(self.lora.target_modules)},
+                "sampling": asdict(self.sampling),
+                "model_type": getattr(self.model.config, "model_type", None),
+                "num_parameters": self.num_parameters(),
+            })
+
+    @classmethod
+    def load(
+        cls, directory: str | Path, device: torch.device | str | None = None, *, merge_lora: bool = False
+    ) -> LMPolicy:
+        """Load a checkpoint written by :meth:`save`; LoRA adapters are re-attached (trainable)
+        or, with ``merge_lora=True``, merged into the base weights."""
+        directory = Path(directory)
+        manifest = read_manifest(directory)
+        if manifest["kind"] != cls.kind:
+            raise CheckpointError(f"{directory} holds a {manifest['kind']!r} policy, not an 'lm' policy")
+        for key in ("base_weights", "sampling", "lora"):
+            if key not in manifest:
+                raise CheckpointError(f"{directory / 'policy.json'} lacks {key!r}")
+        for needed in ["tokenizer"] + (["adapter"] if manifest["lora"] else []):
+            if not (directory / needed).is_dir():
+                raise CheckpointError(f"{directory} is incomplete: {needed}/ is missing")
+        device = torch.device(device) if device is not None else default_device()
+        base_weights = manifest["base_weights"]
+        base_source = str(directory / "model") if base_weights == "model" else str(base_weights)
+        model = load_pretrained(base_source, device=device)
+        tokenizer = _load_tokenizer(str(directory / "tokenizer"), local_only=True)
+        try:
+            sampling = SamplingConfig(**manifest["sampling"])
+        except (TypeError, ValueError) as err:
+            raise CheckpointError(f"{directory / 'policy.json'}: bad sampling settings ({err})") from err
+        policy = cls(
+            model,
+            tokenizer,
+            sampling=sampling,
+            base_model=str(manifest.get("base_model", "default")),
+            base_weights=None if base_weights == "model" else base_weights,
+            device=device,
+        )
+        if manifest["lora"]:
+            policy._attach_adapter(directory / "adapter", manifest["lora"], merge=merge_lora)
+        return policy
+
+    def _attach_adapter(self, adapter_dir: Path, settings: dict[str, Any], merge: bool) -> None:
+        from peft import PeftModel
+
+        try:
+            model = PeftModel.from_pretrained(self.model, str(adapter_dir), is_trainable=not merge)
+        except Exception as err:  # peft raises assorted types for unreadable adapters
+            raise CheckpointError(f"cannot load the LoRA adapter in {adapter_dir}: {err}") from err
+        if merge:
+            # Merged weights become the new base: they must be saved with the next checkpoint.
+            self.model = model.merge_and_unload()
+            self.base_weights = None
+            return
+        self.model = model
+        self.lora = LoraSettings(
+            int(settings["r"]), float(settings["alpha"]), float(settings["dropout"]),
+            tuple(settings["target_modules"]),
+        )
+
+
+def _prepare_tokenizer(tokenizer: PreTrainedTokenizerBase) -> PreTrainedTokenizerBase:
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token  # many base checkpoints ship without a pad token
+    if tokenizer.chat_template is None:
+        tokenizer.chat_template = CHAT_TEMPLATE
+    tokenizer.padding_side = "left"
+    return tokenizer
+
+
+def _load_tokenizer(source: str, local_only: bool) -> PreTrainedTokenizerBase:
+    try:
+        return AutoTokenizer.from_pretrained(source, local_files_only=local_only, trust_remote_code=False)
+    except Exception as err:  # tokenizers/transformers raise assorted types for bad files
+        raise CheckpointError(f"cannot load a tokenizer from {source!r}: {err}") from err
+
+
+def _base_state_dict(peft_base: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """The base model's own weights out of a LoRA-wrapped model (adapter tensors dropped)."""
+    state = {}
+    for name, tensor in peft_base.state_dict().items():
+        if "lora_" in name:
+            continue
+        state[name.replace(".base_layer.", ".")] = tensor
+    return state
