@@ -1,0 +1,393 @@
+"""DeepMimic motion clips: parsing, conversion to the MuJoCo humanoid, sampling at any time.
+
+A clip file is JSON ``{"Loop": "wrap"|"none", "Frames": [[duration, root pos(3), root quat(4),
+chest quat(4), neck quat(4), r-hip quat(4), r-knee, r-ankle quat(4), r-shoulder quat(4), r-elbow,
+l-hip quat(4), l-knee, l-ankle quat(4), l-shoulder quat(4), l-elbow], ...]}``: 44 numbers a frame,
+Y-up, quaternions ``w, x, y, z``, joint rotations local to the parent body.
+
+MuJoCo is Z-up. Our model is the DeepMimic character rotated by +90 degrees about x, so a
+DeepMimic vector ``(x, y, z)`` is ``(x, -z, y)`` here and a quaternion ``(w, v)`` is ``(w, R v)``.
+Each 3-DOF joint is three hinges; :data:`EULER_AXES` gives their order (chosen per joint so
+that the middle angle, the one with a singularity at +-90 degrees, stays small over all 15
+shipped clips).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+# (name, number of values in a frame) after duration, root position and root rotation.
+FRAME_JOINTS: tuple[tuple[str, int], ...] = (
+    ("chest", 4), ("neck", 4),
+    ("right_hip", 4), ("right_knee", 1), ("right_ankle", 4), ("right_shoulder", 4), ("right_elbow", 1),
+    ("left_hip", 4), ("left_knee", 1), ("left_ankle", 4), ("left_shoulder", 4), ("left_elbow", 1),
+)
+FRAME_SIZE = 1 + 3 + 4 + sum(n for _, n in FRAME_JOINTS)  # 44
+
+# Hinge order of each 3-DOF joint, as axes of the child body: R = R_a1(q1) R_a2(q2) R_a3(q3).
+EULER_AXES: dict[str, str] = {
+    "chest": "yzx", "neck": "zxy",
+    "right_hip": "yzx", "left_hip": "yzx",
+    "right_ankle": "yxz", "left_ankle": "yxz",
+    "right_shoulder": "xzy", "left_shoulder": "xzy",
+}
+# Knees and elbows turn about DeepMimic's z axis, which is -y here.
+HINGE_AXIS = np.array([0.0, -1.0, 0.0])
+
+CLIP_PREFIX = "humanoid3d_"
+
+
+class MotionError(ValueError):
+    """A motion clip is missing or malformed."""
+
+
+# ----------------------------------------------------------------------------- quaternions (w, x, y, z)
+
+
+def quat_mul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    aw, ax, ay, az = a[..., 0], a[..., 1], a[..., 2], a[..., 3]
+    bw, bx, by, bz = b[..., 0], b[..., 1], b[..., 2], b[..., 3]
+    out = np.empty(np.broadcast_shapes(a.shape, b.shape))
+    out[..., 0] = aw * bw - ax * bx - ay * by - az * bz
+    out[..., 1] = aw * bx + ax * bw + ay * bz - az * by
+    out[..., 2] = aw * by - ax * bz + ay * bw + az * bx
+    out[..., 3] = aw * bz + ax * by - ay * bx + az * bw
+    return out
+
+
+def quat_conj(q: np.ndarray) -> np.ndarray:
+    return q * np.array([1.0, -1.0, -1.0, -1.0])
+
+
+def quat_normalize(q: np.ndarray) -> np.ndarray:
+    return q / np.linalg.norm(q, axis=-1, keepdims=True)
+
+
+def quat_angle(q: np.ndarray) -> np.ndarray:
+    """Rotation angle in [0, pi] of (unit) quaternions."""
+    return 2.0 * np.arctan2(np.linalg.norm(q[..., 1:], axis=-1), np.abs(q[..., 0]))
+
+
+def quat_to_rotvec(q: np.ndarray) -> np.ndarray:
+    """Axis * angle, taking the short way round (angle in [0, pi])."""
+    q = np.where(q[..., :1] < 0, -q, q)
+    vec_norm = np.linalg.norm(q[..., 1:], axis=-1, keepdims=True)
+    angle = 2.0 * np.arctan2(vec_norm, q[..., :1])
+    # angle / sin(angle/2) -> 2 as the angle -> 0
+    scale = np.where(vec_norm > 1e-12, angle / np.maximum(vec_norm, 1e-12), 2.0)
+    return q[..., 1:] * scale
+
+
+def quat_slerp(a: np.ndarray, b: np.ndarray, t: float | np.ndarray) -> np.ndarray:
+    t = np.asarray(t, dtype=float)[..., None] if np.ndim(t) else float(t)
+    dot = np.sum(a * b, axis=-1, keepdims=True)
+    b = np.where(dot < 0, -b, b)
+    dot = np.abs(dot)
+    theta = np.arccos(np.clip(dot, -1.0, 1.0))
+    sin_theta = np.sin(theta)
+    near = sin_theta < 1e-8
+    safe = np.where(near, 1.0, sin_theta)
+    wa = np.where(near, 1.0 - t, np.sin((1.0 - t) * theta) / safe)
+    wb = np.where(near, t, np.sin(t * theta) / safe)
+    return quat_normalize(wa * a + wb * b)
+
+
+def axis_quat(axis: str, angle: np.ndarray) -> np.ndarray:
+    angle = np.asarray(angle, dtype=float)
+    q = np.zeros((*angle.shape, 4))
+    q[..., 0] = np.cos(angle / 2)
+    q[..., 1 + "xyz".index(axis)] = np.sin(angle / 2)
+    return q
+
+
+def euler_to_quat(angles: np.ndarray, axes: str) -> np.ndarray:
+    """Quaternion of R_a1(q1) R_a2(q2) R_a3(q3) (intrinsic rotations, as nested hinges)."""
+    q = axis_quat(axes[0], angles[..., 0])
+    for k in (1, 2):
+        q = quat_mul(q, axis_quat(axes[k], angles[..., k]))
+    return q
+
+
+def quat_to_matrix(q: np.ndarray) -> np.ndarray:
+    q = quat_normalize(q)
+    w, x, y, z = q[..., 0], q[..., 1], q[..., 2], q[..., 3]
+    r = np.empty((*q.shape[:-1], 3, 3))
+    r[..., 0, 0] = 1 - 2 * (y * y + z * z)
+    r[..., 0, 1] = 2 * (x * y - w * z)
+    r[..., 0, 2] = 2 * (x * z + w * y)
+    r[..., 1, 0] = 2 * (x * y + w * z)
+    r[..., 1, 1] = 1 - 2 * (x * x + z * z)
+    r[..., 1, 2] = 2 * (y * z - w * x)
+    r[..., 2, 0] = 2 * (x * z - w * y)
+    r[..., 2, 1] = 2 * (y * z + w * x)
+    r[..., 2, 2] = 1 - 2 * (x * x + y * y)
+    return r
+
+
+def _euler_indices(axes: Sequence[str]) -> tuple[np.ndarray, ...]:
+    ijk = np.array([["xyz".index(a) for a in order] for order in axes])
+    if any(len(set(row)) != 3 for row in ijk.tolist()):
+        raise ValueError(f"axes must be permutations of 'xyz', got {list(axes)!r}")
+    cyclic = np.array([tuple(row) in ((0, 1, 2), (1, 2, 0), (2, 0, 1)) for row in ijk.tolist()])
+    return ijk[:, 0], ijk[:, 1], ijk[:, 2], np.where(cyclic, 1.0, -1.0)
+
+
+def quat_to_euler(q: np.ndarray, axes: str | Sequence[str]) -> np.ndarray:
+    """Inverse of :func:`euler_to_quat`; the middle angle lies in [-pi/2, pi/2].
+
+    ``axes`` is one order for all quaternions, or one order per quaternion along the
+    second-to-last axis of ``q`` (so several joints convert in one call).
+    """
+    i, j, k, sign = _euler_indices([axes] if isinstance(axes, str) else axes)
+    if isinstance(axes, str):
+        i, j, k, sign = i[0], j[0], k[0], sign[0]
+    flat = quat_to_matrix(q).reshape(*q.shape[:-1], 9)
+
+    def entry(row: np.ndarray, col: np.ndarray) -> np.ndarray:
+        index = np.broadcast_to(np.asarray(row * 3 + col)[..., None], (*flat.shape[:-1], 1))
+        return np.take_along_axis(flat, index, axis=-1)[..., 0]
+
+    middle = np.arcsin(np.clip(sign * entry(i, k), -1.0, 1.0))
+    first = np.arctan2(-sign * entry(j, k), entry(k, k))
+    last = np.arctan2(-sign * entry(i, j), entry(i, i))
+    return np.stack([first, middle, last], axis=-1)
+
+
+def wrap_angle(a: np.ndarray) -> np.ndarray:
+    return (a + np.pi) % (2 * np.pi) - np.pi
+
+
+# ----------------------------------------------------------------------------- frame conversion
+
+
+def dm_vec_to_mj(v: np.ndarray) -> np.ndarray:
+    return np.stack([v[..., 0], -v[..., 2], v[..., 1]], axis=-1)
+
+
+def dm_quat_to_mj(q: np.ndarray) -> np.ndarray:
+    return quat_normalize(np.stack([q[..., 0], q[..., 1], -q[..., 3], q[..., 2]], axis=-1))
+
+
+@dataclass(frozen=True)
+class Pose:
+    """Kinematic state in MuJoCo terms: root position, root quaternion, local joint rotations.
+
+    ``joint_quats`` maps every joint in :data:`FRAME_JOINTS` to an array of quaternions
+    (knees and elbows too, as rotations about :data:`HINGE_AXIS`).
+    """
+
+    root_pos: np.ndarray
+    root_quat: np.ndarray
+    joint_quats: dict[str, np.ndarray]
+    hinge_angles: dict[str, np.ndarray]  # knees and elbows
+
+
+def frames_to_pose(frames: np.ndarray) -> Pose:
+    root_pos = dm_vec_to_mj(frames[:, 1:4])
+    root_quat = dm_quat_to_mj(frames[:, 4:8])
+    joint_quats: dict[str, np.ndarray] = {}
+    hinge_angles: dict[str, np.ndarray] = {}
+    col = 8
+    for name, size in FRAME_JOINTS:
+        if size == 4:
+            joint_quats[name] = dm_quat_to_mj(frames[:, col:col + 4])
+        else:
+            hinge_angles[name] = frames[:, col].copy()
+            half = frames[:, col:col + 1] / 2
+            joint_quats[name] = np.concatenate([np.cos(half), np.sin(half) * HINGE_AXIS], axis=-1)
+        col += size
+    return Pose(root_pos, root_quat, joint_quats, hinge_angles)
+
+
+def pose_to_qpos(pose: Pose) -> np.ndarray:
+    """qpos rows (7 + 28): free root, then each joint's hinges in :data:`FRAME_JOINTS` order."""
+    parts = [pose.root_pos, pose.root_quat]
+    for name, size in FRAME_JOINTS:
+        if size == 4:
+            parts.append(quat_to_euler(pose.joint_quats[name], EULER_AXES[name]))
+        else:
+            parts.append(pose.hinge_angles[name][:, None])
+    return np.concatenate(parts, axis=-1)
+
+
+def qpos_joint_quats(qpos: np.ndarray) -> dict[str, np.ndarray]:
+    """Local joint rotations from qpos rows (the inverse of :func:`pose_to_qpos`)."""
+    out: dict[str, np.ndarray] = {}
+    col = 7
+    for name, size in FRAME_JOINTS:
+        if size == 4:
+            out[name] = euler_to_quat(qpos[..., col:col + 3], EULER_AXES[name])
+            col += 3
+        else:
+            half = qpos[..., col:col + 1] / 2
+            out[name] = np.concatenate([np.cos(half), np.sin(half) * HINGE_AXIS], axis=-1)
+            col += 1
+    return out
+
+
+def qpos_velocity(qpos_a: np.ndarray, qpos_b: np.ndarray, dt: np.ndarray | float) -> np.ndarray:
+    """qvel (6 + 28) that takes ``qpos_a`` to ``qpos_b`` in ``dt`` seconds.
+
+    MuJoCo's free joint velocity is the world-frame linear velocity followed by the angular
+    velocity in the *body* frame: q_b = q_a * exp(omega dt / 2), so omega = log(q_a^-1 q_b) / dt.
+    """
+    dt = np.asarray(dt, dtype=float)[..., None] if np.ndim(dt) else dt
+    lin = (qpos_b[..., :3] - qpos_a[..., :3]) / dt
+    ang = quat_to_rotvec(quat_mul(quat_conj(qpos_a[..., 3:7]), qpos_b[..., 3:7])) / dt
+    joints = wrap_angle(qpos_b[..., 7:] - qpos_a[..., 7:]) / dt
+    return np.concatenate([lin, ang, joints], axis=-1)
+
+
+# ----------------------------------------------------------------------------- clips
+
+
+def clip_dir() -> Path | None:
+    try:
+        import pybullet_data
+    except ImportError:
+        return None
+    path = Path(pybullet_data.getDataPath()) / "data" / "motions"
+    return path if path.is_dir() else None
+
+
+def available_clips() -> list[str]:
+    directory = clip_dir()
+    if directory is None:
+        return []
+    return sorted(p.stem[len(CLIP_PREFIX):] for p in directory.glob(f"{CLIP_PREFIX}*.txt"))
+
+
+def resolve_motion(motion: str | Path) -> Path:
+    """A clip name (``walk``) or a path to a file in the DeepMimic format."""
+    text = str(motion)
+    path = Path(text).expanduser()
+    if path.suffix or path.parent != Path(".") or path.exists():
+        if not path.is_file():
+            raise MotionError(f"motion file {path} does not exist")
+        return path
+    directory = clip_dir()
+    if directory is None:
+        raise MotionError(
+            f"motion {text!r}: the humanoid clips ship with the pybullet package, which is not "
+            "installed (pip install pybullet), or pass a path to a DeepMimic motion file")
+    candidate = directory / f"{CLIP_PREFIX}{text}.txt"
+    if not candidate.is_file():
+        raise MotionError(f"unknown motion {text!r}; available clips: {', '.join(available_clips())}")
+    return candidate
+
+
+def parse_motion(text: str, source: str = "<motion>") -> tuple[bool, np.ndarray]:
+    """Validate a DeepMimic motion JSON text; returns (loops, frames[n, 44])."""
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise MotionError(f"{source}: not valid JSON ({err.msg} at line {err.lineno})") from err
+    if not isinstance(data, dict) or "Frames" not in data:
+        raise MotionError(f"{source}: expected a JSON object with a 'Frames' list")
+    loop = data.get("Loop", "none")
+    if loop not in ("wrap", "none"):
+        raise MotionError(f"{source}: 'Loop' must be 'wrap' or 'none', got {loop!r}")
+    raw = data["Frames"]
+    if not isinstance(raw, list) or len(raw) < 2:
+        raise MotionError(f"{source}: 'Frames' must be a list of at least 2 frames")
+    frames = np.empty((len(raw), FRAME_SIZE))
+    for i, frame in enumerate(raw):
+        if not isinstance(frame, list) or len(frame) != FRAME_SIZE:
+            size = len(frame) if isinstance(frame, list) else type(frame).__name__
+            raise MotionError(f"{source}: frame {i} must be a list of {FRAME_SIZE} numbers, got {size}")
+        if not all(isinstance(x, int | float) and not isinstance(x, bool) for x in frame):
+            raise MotionError(f"{source}: frame {i} holds a value that is not a number")
+        row = np.asarray(frame, dtype=float)
+        if not np.all(np.isfinite(row)):
+            raise MotionError(f"{source}: frame {i} holds a non-finite number")
+        if row[0] < 0 or (i < len(raw) - 1 and row[0] <= 0):
+            raise MotionError(f"{source}: frame {i} has duration {row[0]} (must be > 0)")
+        col = 4
+        for name, size in (("root", 4), *FRAME_JOINTS):
+            if size == 4 and not 0.5 < np.linalg.norm(row[col:col + 4]) < 1.5:
+                quat = row[col:col + 4].tolist()
+                raise MotionError(f"{source}: frame {i}: {name} quaternion {quat} is not a rotation")
+            col += size
+        frames[i] = row
+    return loop == "wrap", frames
+
+
+class Clip:
+    """A motion clip converted to the MuJoCo humanoid, sampled at any time.
+
+    Between frames, rotations are slerped and positions lerped; velocities are the finite
+    differences of consecutive frames (constant over each interval). A looping clip repeats
+    with the root shifted horizontally by the cycle's displacement; a non-looping clip holds
+    its last pose (at rest) after it ends.
+    """
+
+    def __init__(self, motion: str | Path) -> None:
+        self.path = resolve_motion(motion)
+        stem = self.path.stem
+        self.name = stem[len(CLIP_PREFIX):] if stem.startswith(CLIP_PREFIX) else stem
+        self.loops, frames = parse_motion(self.path.read_text(encoding="utf-8"), str(self.path))
+        self.times = np.concatenate([[0.0], np.cumsum(frames[:-1, 0])])
+        self.duration = float(self.times[-1])
+        self.pose = frames_to_pose(frames)
+        self.qpos = pose_to_qpos(self.pose)
+        self.num_frames = len(frames)
+        displacement = self.pose.root_pos[-1] - self.pose.root_pos[0]
+        self.cycle_offset = np.array([displacement[0], displacement[1], 0.0]) if self.loops else np.zeros(3)
+        self.interval_qvel = qpos_velocity(self.qpos[:-1], self.qpos[1:], np.diff(self.times))
+        # Stacked for one-call sampling: root + 3-DOF joint rotations, hinge angles, qpos columns.
+        spherical = [name for name, size in FRAME_JOINTS if size == 4]
+        self._quats = np.stack([self.pose.root_quat] + [self.pose.joint_quats[n] for n in spherical], axis=1)
+        self._hinges = np.stack([self.pose.hinge_angles[n] for n, size in FRAME_JOINTS if size == 1], axis=1)
+        self._axes = [EULER_AXES[n] for n in spherical]
+        sph_cols, hinge_cols, col = [], [], 7
+        for _, size in FRAME_JOINTS:
+            (sph_cols if size == 4 else hinge_cols).append(col)
+            col += 3 if size == 4 else 1
+        self._sph_cols = np.array(sph_cols)[:, None] + np.arange(3)
+        self._hinge_cols = np.array(hinge_cols)
+
+    def _locate(self, t: float) -> tuple[int, int, float]:
+        """(cycle, frame index i, fraction in [0, 1]) of clip time ``t``."""
+        if self.loops:
+            cycle = int(np.floor(t / self.duration))
+            local = t - cycle * self.duration
+        else:
+            cycle, local = 0, min(max(t, 0.0), self.duration)
+        i = int(np.searchsorted(self.times, local, side="right") - 1)
+        i = min(max(i, 0), self.num_frames - 2)
+        span = self.times[i + 1] - self.times[i]
+        return cycle, i, float(np.clip((local - self.times[i]) / span, 0.0, 1.0))
+
+    def phase(self, t: float) -> float:
+        if self.loops:
+            return float((t / self.duration) % 1.0)
+        return float(min(max(t / self.duration, 0.0), 1.0))
+
+    def ended(self, t: float) -> bool:
+        return not self.loops and t >= self.duration
+
+    def joint_quats(self, t: float) -> dict[str, np.ndarray]:
+        _, i, a = self._locate(t)
+        return {name: quat_slerp(q[i], q[i + 1], a) for name, q in self.pose.joint_quats.items()}
+
+    def qpos_at(self, t: float) -> np.ndarray:
+        cycle, i, a = self._locate(t)
+        p = self.pose
+        qpos = np.empty(self.qpos.shape[1])
+        qpos[:3] = (1 - a) * p.root_pos[i] + a * p.root_pos[i + 1] + cycle * self.cycle_offset
+        quats = quat_slerp(self._quats[i], self._quats[i + 1], a)
+        qpos[3:7] = quats[0]
+        qpos[self._sph_cols] = quat_to_euler(quats[1:], self._axes)
+        qpos[self._hinge_cols] = (1 - a) * self._hinges[i] + a * self._hinges[i + 1]
+        return qpos
+
+    def qvel_at(self, t: float) -> np.ndarray:
+        if self.ended(t):
+            return np.zeros(self.interval_qvel.shape[1])
+        _, i, _ = self._locate(t)
+        return self.interval_qvel[i].copy()
