@@ -155,6 +155,11 @@ def quat_to_euler(q: np.ndarray, axes: str | Sequence[str]) -> np.ndarray:
     middle = np.arcsin(np.clip(sign * entry(i, k), -1.0, 1.0))
     first = np.arctan2(-sign * entry(j, k), entry(k, k))
     last = np.arctan2(-sign * entry(i, j), entry(i, i))
+    # Gimbal lock (middle = +-pi/2): only first +- last is defined; put it all in the first angle.
+    locked = np.hypot(entry(i, i), entry(i, j)) < 1e-9
+    if np.any(locked):
+        first = np.where(locked, np.arctan2(sign * entry(k, j), entry(j, j)), first)
+        last = np.where(locked, 0.0, last)
     return np.stack([first, middle, last], axis=-1)
 
 

@@ -1,0 +1,261 @@
+"""HumanoidMimic env: kinematic replay reward, termination, seeding, rendering, hooks, CLIs."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import gymnasium as gym
+import mujoco
+import numpy as np
+import pytest
+
+import envs  # noqa: F401  (registers the ids)
+from agents.trajectory import Episode
+from envs.mimic import mocap
+from envs.mimic.env import REWARD_TERMS, HumanoidMimicEnv, ReferencePolicy
+
+pytestmark = pytest.mark.skipif(
+    mocap.clip_dir() is None,
+    reason="pybullet_data (pip install pybullet) ships the humanoid clips; not installed",
+)
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def walk() -> HumanoidMimicEnv:
+    return HumanoidMimicEnv(motion="walk")
+
+
+def _rollout(env, policy, steps, seed=0, phase=None):
+    obs, _ = env.reset(seed=seed, options=None if phase is None else {"phase": phase})
+    out = [obs]
+    rewards, info, terminated, truncated = [], {}, False, False
+    for _ in range(steps):
+        actions, _ = policy.act([obs])
+        obs, reward, terminated, truncated, info = env.step(actions[0])
+        out.append(obs)
+        rewards.append(reward)
+        if terminated or truncated:
+            break
+    return np.array(out), np.array(rewards), terminated, truncated, info
+
+
+@pytest.mark.parametrize("motion", mocap.available_clips())
+def test_kinematic_replay_scores_every_term_one(motion):
+    env = HumanoidMimicEnv(motion=motion)
+    rng = np.random.default_rng(0)
+    times = [*rng.uniform(0.0, env.clip.duration, 4), env.clip.times[3], 1.7 * env.clip.duration]
+    for t in times:
+        env.set_state_to_reference(t)
+        reward, terms, mpjpe = env._reward()
+        assert set(terms) == set(REWARD_TERMS)
+        for name, value in terms.items():
+            assert abs(value - 1.0) < 1e-6, (motion, t, name, value)
+        assert reward == pytest.approx(1.0, abs=1e-6) and mpjpe < 1e-6
+
+
+def test_reward_terms_drop_when_the_pose_is_off(walk):
+    walk.set_state_to_reference(0.4)
+    walk.data.qpos[walk._qadr[6]] += 0.5  # flex the right hip away from the reference
+    mujoco.mj_forward(walk.model, walk.data)
+    mujoco.mj_subtreeVel(walk.model, walk.data)
+    reward, terms, mpjpe = walk._reward()
+    assert terms["pose"] < 0.99 and terms["end_effector"] < 0.99 and reward < 1.0
+    assert terms["velocity"] > 0.99 and mpjpe > 10.0  # same joint rates, slightly different axes
+
+
+def test_spaces_observation_and_info(walk):
+    obs, info = walk.reset(seed=3, options={"phase": 0.25})
+    assert walk.action_space.shape == (28,) and walk.observation_space.shape == (224,)
+    assert obs.dtype == np.float32 and walk.observation_space.contains(obs)
+    assert obs[0] == pytest.approx(0.25, abs=1e-6)
+    assert obs[1] == pytest.approx(walk.clip.qpos_at(0.25 * walk.clip.duration)[2], abs=1e-5)
+    assert walk.data.qvel.shape == (34,) and walk.model.nbody - 1 == 15
+    assert walk.model.body_subtreemass[1] == pytest.approx(45.0)
+    obs, reward, _, _, info = walk.step(np.zeros(28, dtype=np.float32))
+    assert set(info["reward_terms"]) == set(REWARD_TERMS) and 0.0 <= reward <= 1.0
+    assert reward == pytest.approx(sum(REWARD_TERMS[k][0] * v for k, v in info["reward_terms"].items()))
+    assert info["time_alive"] == pytest.approx(1 / 30)
+    assert info["episode_mpjpe_mm"] == pytest.approx(info["mpjpe_mm"])
+    assert obs[0] == pytest.approx((0.25 + (1 / 30) / walk.clip.duration) % 1.0, abs=1e-5)
+
+
+def test_actions_are_clipped_and_nan_is_rejected(walk):
+    walk.reset(seed=0)
+    walk.step(np.full(28, 5.0))
+    np.testing.assert_allclose(walk.data.ctrl, walk.model.actuator_ctrlrange[:, 1])
+    action = np.zeros(28)
+    action[4] = np.nan
+    with pytest.raises(ValueError, match=r"NaN or infinity at indices \[4\]"):
+        walk.step(action)
+    with pytest.raises(ValueError, match="shape"):
+        walk.step(np.zeros(5))
+
+
+def test_seeding_reproduces_episodes_and_phase_differs_across_seeds():
+    env = HumanoidMimicEnv(motion="walk")
+    policy = ReferencePolicy(env)
+    a = _rollout(env, policy, 10, seed=7)
+    b = _rollout(env, policy, 10, seed=7)
+    np.testing.assert_array_equal(a[0], b[0])
+    np.testing.assert_array_equal(a[1], b[1])
+    phases = {float(env.reset(seed=s)[0][0]) for s in range(5)}
+    assert len(phases) == 5
+
+
+def test_falling_terminates_and_feet_contact_does_not(walk):
+    walk.reset(seed=0, options={"phase": 0.0})
+    _, _, terminated, _, _ = walk.step(walk.targets_to_action(walk.reference_qpos(walk.dt)[7:]))
+    assert not terminated  # standing on the feet
+    # lay the character on its back, a little above the ground: the torso touches -> fall
+    walk.reset(seed=0, options={"phase": 0.0})
+    walk.data.qpos[:7] = [0.0, 0.0, 0.2, np.cos(np.pi / 4), 0.0, -np.sin(np.pi / 4), 0.0]
+    walk.data.qvel[:] = 0.0
+    _, _, terminated, truncated, _ = walk.step(np.zeros(28))
+    assert terminated and not truncated
+    lenient = HumanoidMimicEnv(motion="walk", early_termination=False)
+    lenient.reset(seed=0)
+    lenient.data.qpos[:7] = [0.0, 0.0, 0.2, np.cos(np.pi / 4), 0.0, -np.sin(np.pi / 4), 0.0]
+    assert not lenient.step(np.zeros(28))[2]
+
+
+def test_contacts_the_clip_itself_makes_are_allowed():
+    assert {"left_wrist", "right_wrist"} <= HumanoidMimicEnv(motion="cartwheel")._allowed_bodies
+    assert HumanoidMimicEnv(motion="walk")._allowed_bodies == {"left_ankle", "right_ankle"}
+
+
+def test_non_looping_clip_truncates_at_its_end():
+    env = HumanoidMimicEnv(motion="kick")
+    env.reset(seed=0, options={"phase": 0.98})
+    truncated, steps = False, 0
+    while not truncated and steps < 10:
+        _, _, _, truncated, _ = env.step(np.zeros(28))
+        steps += 1
+    assert truncated and steps <= 2
+
+
+def test_registered_time_limit_truncates_at_20_seconds():
+    ids = [k for k in gym.registry if k.startswith("HumanoidMimic-")]
+    assert "HumanoidMimic-Run-v0" in ids and len(ids) == 16
+    assert gym.spec("HumanoidMimic-v0").max_episode_steps == 600
+    env = gym.make("envs:HumanoidMimic-v0", early_termination=False)
+    env.reset(seed=0)
+    steps, truncated = 0, False
+    while not truncated:
+        _, _, terminated, truncated, info = env.step(np.zeros(28, dtype=np.float32))
+        steps += 1
+        assert not terminated
+    assert steps == 600 and info["time_alive"] == pytest.approx(20.0)
+    env.close()
+
+
+def test_check_env_passes():
+    from gymnasium.utils.env_checker import check_env
+
+    env = gym.make("envs:HumanoidMimic-Run-v0")
+    check_env(env.unwrapped, skip_render_check=True)
+    env.close()
+
+
+def test_reference_policy_decodes_the_phase_for_any_env():
+    probe = HumanoidMimicEnv(motion="walk")
+    policy = probe.scripted_policies["reference"](probe, seed=0)
+    envs_ = [HumanoidMimicEnv(motion="walk") for _ in range(2)]
+    obs = [e.reset(seed=s)[0] for s, e in enumerate(envs_)]
+    actions, logp = policy.act(obs)
+    assert len(actions) == 2 and logp.shape == (2,)
+    for env, action in zip(envs_, actions, strict=True):
+        expected = env.targets_to_action(env.reference_qpos(env._t)[7:])
+        np.testing.assert_allclose(action, expected, atol=1e-4)
+
+
+def test_open_loop_reference_stays_up_about_a_second_then_falls(walk):
+    alive = [_rollout(walk, ReferencePolicy(walk), 300, seed=s)[4]["time_alive"] for s in range(3)]
+    assert all(0.4 < a < 3.0 for a in alive), alive
+
+
+def test_summarize_episodes_uses_final_step_info():
+    def episode(n, alive, mpjpe, terminated):
+        return Episode(env_id="HumanoidMimic-v0", seed=0, observations=(0,) * n, actions=(0,) * n,
+                       rewards=(0.5,) * n, terminated=terminated, truncated=not terminated,
+                       info={"time_alive": alive, "episode_mpjpe_mm": mpjpe, "mpjpe_mm": 999.0})
+
+    episodes = [episode(30, 1.0, 100.0, True), episode(10, 0.33, 300.0, False)]
+    summary = HumanoidMimicEnv.summarize_episodes(episodes)
+    assert summary["mean_time_alive"] == pytest.approx(0.665)
+    assert summary["mean_reward_per_step"] == pytest.approx(0.5)
+    assert summary["mpjpe_mm"] == pytest.approx(200.0)
+    assert summary["fall_rate"] == pytest.approx(0.5)
+
+
+def _run_python(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    """Rendering runs in a fresh interpreter: MuJoCo picks its GL backend when first imported, so
+    ``envs.mimic`` must come first (it defaults ``MUJOCO_GL`` to ``egl``)."""
+    return subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+
+
+RENDER_ONE_FRAME = """
+import numpy as np
+from envs.mimic.env import HumanoidMimicEnv
+env = HumanoidMimicEnv(motion="walk", render_mode="rgb_array", width=96, height=64)
+env.reset(seed=0, options={"phase": 0.1})
+for _ in range(6):
+    env.step(np.zeros(28))  # drift away from the reference so the ghost shows
+ghost = env.render()
+plain = env.render_frame(ghost=False)
+print(ghost.shape, ghost.dtype, float(ghost.std()), int(np.abs(ghost.astype(int) - plain.astype(int)).sum()))
+"""
+
+
+def test_render_one_frame_with_and_without_ghost():
+    result = _run_python("-c", RENDER_ONE_FRAME)
+    if result.returncode != 0 and "gl" in result.stderr.lower() and "Error" in result.stderr:
+        pytest.skip(f"no headless OpenGL here (set MUJOCO_GL=osmesa after installing libosmesa6): "
+                    f"{result.stderr.strip().splitlines()[-1]}")
+    assert result.returncode == 0, result.stderr
+    std, ghost_diff = result.stdout.split()[-2:]
+    assert result.stdout.startswith("(64, 96, 3) uint8")
+    assert float(std) > 5  # not a blank image
+    assert int(ghost_diff) > 0  # the ghost adds pixels
+
+
+def test_render_demo_writes_video_and_gif(tmp_path):
+    pytest.importorskip("imageio_ffmpeg")
+    for name, extra in (("walk.mp4", ["--kinematic"]), ("ref.gif", ["--policy", "reference", "--ghost"])):
+        out = tmp_path / name
+        result = _run_python("-m", "demos.render_mocap", *extra, "--motion", "walk", "--seconds", "0.2",
+                             "--width", "64", "--height", "48", "--out", str(out))
+        assert result.returncode == 0, result.stderr
+        assert out.stat().st_size > 0 and "render walk" in result.stderr  # the progress bar
+    from demos import render_mocap
+
+    assert render_mocap.main(["--out", str(tmp_path / "x.avi")]) == 2
+    assert render_mocap.main(["--motion", "moonwalk", "--out", str(tmp_path / "x.mp4")]) == 2
+
+
+def test_sb3_ppo_runs():
+    from stable_baselines3 import PPO
+
+    env = gym.make("envs:HumanoidMimic-v0")
+    model = PPO("MlpPolicy", env, n_steps=32, batch_size=32, n_epochs=1, seed=0, device="cpu")
+    model.learn(total_timesteps=32)
+    action, _ = model.predict(env.reset(seed=0)[0], deterministic=True)
+    assert env.action_space.contains(action)
+    env.close()
+
+
+def test_evaluate_cli_reports_time_alive_and_mpjpe():
+    result = subprocess.run(
+        [sys.executable, "-m", "agents.evaluate", "--env", "HumanoidMimic-v0", "--policy", "reference",
+         "--episodes", "2", "--json"],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["episodes"] == 2
+    assert 0.2 < summary["mean_time_alive"] < 20.0
+    assert 0.0 < summary["mean_reward_per_step"] <= 1.0
+    assert summary["mpjpe_mm"] > 0.0
