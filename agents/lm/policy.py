@@ -318,7 +318,7 @@ class LMPolicy:
     ) -> torch.Tensor:
         """Teacher-forced ``log p(input_ids[:, t] | input_ids[:, :t])``, shape ``(batch, length)``.
 
-        Aligned with ``input_ids`` (column 0 and padding are 0) so a loss mask from
+        Aligned with ``input_ids`` (each row's first token and padding are 0) so a loss mask from
         :func:`~agents.lm.tokenizer.encode_chats` or :meth:`batch_turns` multiplies directly.
         Works with left or right padding: positions are counted from each row's first token.
         """
@@ -330,8 +330,10 @@ class LMPolicy:
         logits = logits[:, :-1].float() / temperature  # float32: bf16 log-softmax is too coarse for ratios
         targets = input_ids[:, 1:]
         chosen = logits.gather(-1, targets.unsqueeze(-1)).squeeze(-1) - logits.logsumexp(dim=-1)
-        chosen = torch.nn.functional.pad(chosen, (1, 0))
-        return chosen * attention_mask.to(chosen.dtype)
+        # A token counts only if it and its predecessor are real (with left padding the first
+        # real token's predecessor is a pad: it has no context, like column 0).
+        scored = (attention_mask[:, 1:] * attention_mask[:, :-1]).to(chosen.dtype)
+        return torch.nn.functional.pad(chosen * scored, (1, 0))
 
     def batch_turns(self, turns: Sequence[TurnTokens]) -> dict[str, torch.Tensor]:
         """Right-padded ``input_ids``/``attention_mask``/``loss_mask`` (1 on completion tokens)."""
