@@ -19,7 +19,7 @@ import numpy as np
 from tqdm import tqdm
 
 from agents.checkpoint import CheckpointError, write_json_atomic
-from agents.loading import load_policy, scripted_policy_names
+from agents.loading import load_policy
 from agents.policy import Policy
 from agents.rollout import EpisodeSpec, play_episodes
 from agents.trajectory import Episode
