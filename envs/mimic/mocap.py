@@ -14,7 +14,9 @@ shipped clips).
 
 from __future__ import annotations
 
+import bisect
 import json
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -325,10 +327,11 @@ def parse_motion(text: str, source: str = "<motion>") -> tuple[bool, np.ndarray]
 class Clip:
     """A motion clip converted to the MuJoCo humanoid, sampled at any time.
 
-    Between frames, rotations are slerped and positions lerped; velocities are the finite
-    differences of consecutive frames (constant over each interval). A looping clip repeats
-    with the root shifted horizontally by the cycle's displacement; a non-looping clip holds
-    its last pose (at rest) after it ends.
+    Between frames the joint angles move linearly (the shorter way round) and the root
+    rotation turns at a constant angular velocity (a slerp), so a pose between frames is
+    exactly what integrating the clip's finite-difference velocity reaches. A looping clip
+    repeats with the root shifted horizontally by the cycle's displacement; a non-looping clip
+    holds its last pose (at rest) after it ends.
     """
 
     def __init__(self, motion: str | Path) -> None:
@@ -343,30 +346,23 @@ class Clip:
         self.num_frames = len(frames)
         displacement = self.pose.root_pos[-1] - self.pose.root_pos[0]
         self.cycle_offset = np.array([displacement[0], displacement[1], 0.0]) if self.loops else np.zeros(3)
-        self.interval_qvel = qpos_velocity(self.qpos[:-1], self.qpos[1:], np.diff(self.times))
-        # Stacked for one-call sampling: root + 3-DOF joint rotations, hinge angles, qpos columns.
-        spherical = [name for name, size in FRAME_JOINTS if size == 4]
-        self._quats = np.stack([self.pose.root_quat] + [self.pose.joint_quats[n] for n in spherical], axis=1)
-        self._hinges = np.stack([self.pose.hinge_angles[n] for n, size in FRAME_JOINTS if size == 1], axis=1)
-        self._axes = [EULER_AXES[n] for n in spherical]
-        sph_cols, hinge_cols, col = [], [], 7
-        for _, size in FRAME_JOINTS:
-            (sph_cols if size == 4 else hinge_cols).append(col)
-            col += 3 if size == 4 else 1
-        self._sph_cols = np.array(sph_cols)[:, None] + np.arange(3)
-        self._hinge_cols = np.array(hinge_cols)
+        spans = np.diff(self.times)
+        self.interval_qvel = qpos_velocity(self.qpos[:-1], self.qpos[1:], spans)
+        # per interval: the change of every qpos entry but the root quaternion, and the root's
+        # rotation vector (body frame) over the interval
+        self._delta = self.interval_qvel * spans[:, None]
+        self._times_list = self.times.tolist()
 
     def _locate(self, t: float) -> tuple[int, int, float]:
         """(cycle, frame index i, fraction in [0, 1]) of clip time ``t``."""
         if self.loops:
-            cycle = int(np.floor(t / self.duration))
+            cycle = math.floor(t / self.duration)
             local = t - cycle * self.duration
         else:
             cycle, local = 0, min(max(t, 0.0), self.duration)
-        i = int(np.searchsorted(self.times, local, side="right") - 1)
-        i = min(max(i, 0), self.num_frames - 2)
-        span = self.times[i + 1] - self.times[i]
-        return cycle, i, float(np.clip((local - self.times[i]) / span, 0.0, 1.0))
+        i = min(max(bisect.bisect_right(self._times_list, local) - 1, 0), self.num_frames - 2)
+        t0, t1 = self._times_list[i], self._times_list[i + 1]
+        return cycle, i, min(max((local - t0) / (t1 - t0), 0.0), 1.0)
 
     def phase(self, t: float) -> float:
         if self.loops:
@@ -376,19 +372,18 @@ class Clip:
     def ended(self, t: float) -> bool:
         return not self.loops and t >= self.duration
 
-    def joint_quats(self, t: float) -> dict[str, np.ndarray]:
-        _, i, a = self._locate(t)
-        return {name: quat_slerp(q[i], q[i + 1], a) for name, q in self.pose.joint_quats.items()}
-
     def qpos_at(self, t: float) -> np.ndarray:
         cycle, i, a = self._locate(t)
-        p = self.pose
+        delta = self._delta[i]
         qpos = np.empty(self.qpos.shape[1])
-        qpos[:3] = (1 - a) * p.root_pos[i] + a * p.root_pos[i + 1] + cycle * self.cycle_offset
-        quats = quat_slerp(self._quats[i], self._quats[i + 1], a)
-        qpos[3:7] = quats[0]
-        qpos[self._sph_cols] = quat_to_euler(quats[1:], self._axes)
-        qpos[self._hinge_cols] = (1 - a) * self._hinges[i] + a * self._hinges[i + 1]
+        qpos[:3] = self.qpos[i, :3] + a * delta[:3] + cycle * self.cycle_offset
+        qpos[7:] = wrap_angle(self.qpos[i, 7:] + a * delta[6:])
+        # root rotation: q_i * exp(a * rotvec / 2)
+        wx, wy, wz = (a * delta[3:6]).tolist()
+        angle = math.sqrt(wx * wx + wy * wy + wz * wz)
+        half_sin = math.sin(angle / 2) / angle if angle > 1e-12 else 0.5
+        turn = np.array([math.cos(angle / 2), wx * half_sin, wy * half_sin, wz * half_sin])
+        qpos[3:7] = quat_mul(self.qpos[i, 3:7], turn)
         return qpos
 
     def qvel_at(self, t: float) -> np.ndarray:
@@ -396,3 +391,7 @@ class Clip:
             return np.zeros(self.interval_qvel.shape[1])
         _, i, _ = self._locate(t)
         return self.interval_qvel[i].copy()
+
+    def joint_quats(self, t: float) -> dict[str, np.ndarray]:
+        """Local joint rotations of the pose at time ``t``."""
+        return qpos_joint_quats(self.qpos_at(t))

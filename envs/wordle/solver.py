@@ -99,10 +99,7 @@ class WordleSolver:
             return self._memo[key]
         width = self.widths[depth] if depth < len(self.widths) else 1
         pool = self.hard_mode_pool(history) if self.hard_mode else None
-        if n == 2:
-            options = self.answer_rows[alive[:1]]
-        else:
-            options = self._ranked(alive, pool)[:width]
+        options = self.answer_rows[alive[:1]] if n == 2 else self._ranked(alive, pool)[:width]
         best = (math.inf, int(options[0]))
         for row in options:
             codes = self.patterns[row, alive]

@@ -8,7 +8,7 @@ from scratch (about 12 characters a guess instead of several hundred for the rul
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 SYMBOLS = {2: "✓", 1: "-", 0: "x"}
@@ -41,17 +41,19 @@ class ParsedGuess:
     error: str | None = None
 
 
+def _last(matches: Iterator[re.Match[str]]) -> re.Match[str] | None:
+    last = None
+    for last in matches:  # noqa: B007 (we want the final match)
+        pass
+    return last
+
+
 def parse_guess(text: str) -> ParsedGuess:
     """Extract the guessed word. Never raises, whatever the input."""
     if not isinstance(text, str):
         return ParsedGuess(None, f"action must be a string, got {type(text).__name__}")
-    close = None
-    for close in _CLOSE_TAG.finditer(text):
-        pass
-    opening = None
-    if close is not None:
-        for opening in _OPEN_TAG.finditer(text, 0, close.start()):
-            pass
+    close = _last(_CLOSE_TAG.finditer(text))
+    opening = _last(_OPEN_TAG.finditer(text, 0, close.start())) if close else None
     if close is None or opening is None:
         return ParsedGuess(None, "no <guess>…</guess> tag")
     raw = text[opening.end() : close.start()].strip()
