@@ -106,7 +106,7 @@ class _RecordAndWarp(LogitsProcessor):
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
         self.gather_pending(input_ids[:, -1])
         scaled = scores.float() / self.temperature
-        self.pending = torch.log_softmax(scores.float(), dim=-1)
+        self.pending = torch.log_softmax(scaled, dim=-1)
         if self.top_p >= 1.0:
             return scaled
         # Keep the smallest set of tokens whose probability reaches top_p (always the top one).
