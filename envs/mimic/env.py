@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar
@@ -23,7 +24,7 @@ from envs.mimic.humanoid import (
     hinge_names,
     joint_kind,
 )
-from envs.mimic.mocap import Clip, quat_angle, quat_conj, quat_mul
+from envs.mimic.mocap import Clip
 
 # DeepMimic's imitation reward (released code): term -> (weight, error scale).
 REWARD_TERMS: dict[str, tuple[float, float]] = {
@@ -33,6 +34,10 @@ REWARD_TERMS: dict[str, tuple[float, float]] = {
     "root": (0.2, 5.0),
     "com": (0.1, 10.0),
 }
+
+_REWARD_WEIGHTS = np.array([w for w, _ in REWARD_TERMS.values()])
+_REWARD_SCALES = np.array([k for _, k in REWARD_TERMS.values()])
+_CONJ = np.array([1.0, -1.0, -1.0, -1.0])
 
 _MODEL_CACHE: dict[int, mujoco.MjModel] = {}
 
@@ -174,7 +179,8 @@ class HumanoidMimicEnv(gym.Env):
         # Jointed bodies for the pose and velocity terms (the wrists are welded: weight 0).
         jointed = [n for n in BODY_NAMES if not n.endswith("wrist")]
         self._jointed = np.array([BODY_NAMES.index(n) for n in jointed])
-        self._jointed_parent = np.array([m.body_parentid[self._body[i]] for i in self._jointed])
+        self._jointed_body = self._body[self._jointed]
+        self._jointed_parent = m.body_parentid[self._jointed_body]
         weights = np.array([ROOT_WEIGHT if n == "root" else JOINTS[joint_kind(n)].weight for n in jointed])
         self._joint_w = weights / weights.sum()
         self._ee = np.array([BODY_NAMES.index(n) for n in END_EFFECTORS])
@@ -246,77 +252,78 @@ class HumanoidMimicEnv(gym.Env):
 
     # ------------------------------------------------------------------ features
 
-    def _heading_inverse(self, d: mujoco.MjData) -> np.ndarray:
-        r = d.xmat[self._root].reshape(3, 3)
-        yaw = np.arctan2(r[1, 0], r[0, 0])
-        c, s = np.cos(yaw), np.sin(yaw)
-        return np.array([[c, s, 0.0], [-s, c, 0.0], [0.0, 0.0, 1.0]])
-
-    def _features(self, d: mujoco.MjData) -> dict[str, np.ndarray]:
-        b = self._body
-        xquat = d.xquat[b]
-        ang_world = d.cvel[b, :3]
-        jb = b[self._jointed]
-        parent_quat = d.xquat[self._jointed_parent]
-        local_quat = quat_mul(quat_conj(parent_quat), d.xquat[jb])
-        local_quat[0] = xquat[0]  # the root: its world rotation
-        rel_ang = d.cvel[jb, :3] - d.cvel[self._jointed_parent, :3]
-        local_ang = np.einsum("nji,nj->ni", d.xmat[jb].reshape(-1, 3, 3), rel_ang)
-        local_ang[0] = ang_world[0]
-        return {
-            "xpos": d.xpos[b].copy(),
-            "local_quat": local_quat,
-            "local_ang": local_ang,
-            "root_vel": d.qvel[:3].copy(),
-            "com_vel": d.subtree_linvel[self._root].copy(),
-        }
-
     def _reward(self) -> tuple[float, dict[str, float], float]:
-        sim, ref = self._features(self.data), self._features(self.ref_data)
+        """DeepMimic's imitation reward, the simulated and reference characters in one pass
+        (axis 0 of every array: 0 = simulation, 1 = reference)."""
+        sim, ref = self.data, self.ref_data
+        b, jb, jp = self._body, self._jointed_body, self._jointed_parent
+        xpos = np.stack((sim.xpos, ref.xpos))[:, b]  # (2, 15, 3)
+        xmat = np.stack((sim.xmat, ref.xmat)).reshape(2, -1, 3, 3)  # world body frames
+        omega = np.stack((sim.cvel, ref.cvel))[:, :, :3]  # world angular velocities
+        # local joint rotations R_parent^T R_child (the root's parent is the world)
+        child = xmat[:, jb]
+        local = np.matmul(xmat[:, jp].transpose(0, 1, 3, 2), child)
+        cos_diff = (np.einsum("nij,nij->n", local[0], local[1]) - 1.0) * 0.5
+        rot_diff = np.arccos(np.clip(cos_diff, -1.0, 1.0))
         w = self._joint_w
-        rot_diff = quat_angle(quat_mul(quat_conj(sim["local_quat"]), ref["local_quat"]))
-        pose_err = float(np.sum(w * rot_diff**2))
-        vel_err = float(np.sum(w * np.sum((sim["local_ang"] - ref["local_ang"]) ** 2, axis=1)))
-
-        def ee_rel(f: dict[str, np.ndarray], d: mujoco.MjData) -> np.ndarray:
-            rel = f["xpos"][self._ee] - f["xpos"][0]
-            rel[:, 2] = f["xpos"][self._ee, 2]  # height above the (flat) ground
-            return rel @ self._heading_inverse(d).T
-
-        ee_err = float(np.mean(np.sum((ee_rel(sim, self.data) - ee_rel(ref, self.ref_data)) ** 2, axis=1)))
-        root_err = float(
-            np.sum((sim["xpos"][0] - ref["xpos"][0]) ** 2)
-            + 0.1 * rot_diff[0] ** 2
-            + 0.01 * np.sum((sim["root_vel"] - ref["root_vel"]) ** 2)
-            + 0.001 * np.sum((sim["local_ang"][0] - ref["local_ang"][0]) ** 2)
-        )
-        com_err = float(0.1 * np.sum((sim["com_vel"] - ref["com_vel"]) ** 2))
-        errors = {
-            "pose": pose_err, "velocity": vel_err, "end_effector": ee_err, "root": root_err, "com": com_err,
-        }
-        terms = {name: float(np.exp(-REWARD_TERMS[name][1] * err)) for name, err in errors.items()}
-        reward = float(sum(REWARD_TERMS[name][0] * value for name, value in terms.items()))
-        mpjpe_mm = float(np.mean(np.linalg.norm(sim["xpos"] - ref["xpos"], axis=1)) * 1000.0)
-        return reward, terms, mpjpe_mm
+        # local joint angular velocities in the child's frame (the root's: world frame)
+        rel = omega[:, jb] - omega[:, jp]
+        local_omega = np.einsum("snji,snj->sni", child, rel)
+        local_omega[:, 0] = rel[:, 0]
+        vel_diff = local_omega[0] - local_omega[1]
+        vel_sq = np.einsum("ni,ni->n", vel_diff, vel_diff)
+        # end effectors relative to the root, turned into each root's heading frame, heights from the ground
+        fwd = xmat[:, self._root, :2, 0]
+        fwd = fwd / np.hypot(fwd[:, :1], fwd[:, 1:2])
+        cos, sin = fwd[:, :1], fwd[:, 1:2]
+        ee = xpos[:, self._ee]
+        dx, dy = ee[..., 0] - xpos[:, :1, 0], ee[..., 1] - xpos[:, :1, 1]
+        ee_diff = np.stack((cos * dx + sin * dy, cos * dy - sin * dx, ee[..., 2]), axis=-1)
+        ee_diff = ee_diff[0] - ee_diff[1]
+        root_pos_diff = xpos[0, 0] - xpos[1, 0]
+        root_vel_diff = sim.qvel[:3] - ref.qvel[:3]
+        com_diff = sim.subtree_linvel[self._root] - ref.subtree_linvel[self._root]
+        body_diff = xpos[0] - xpos[1]
+        errors = np.array([
+            w @ (rot_diff * rot_diff),
+            w @ vel_sq,
+            np.einsum("ni,ni->", ee_diff, ee_diff) / len(self._ee),
+            root_pos_diff @ root_pos_diff + 0.1 * rot_diff[0] ** 2 + 0.01 * root_vel_diff @ root_vel_diff
+            + 0.001 * vel_sq[0],
+            0.1 * com_diff @ com_diff,
+        ])
+        values = np.exp(-_REWARD_SCALES * errors)
+        terms = dict(zip(REWARD_TERMS, values.tolist(), strict=True))
+        mpjpe_mm = float(np.sqrt(np.einsum("ni,ni->n", body_diff, body_diff)).sum()) * 1000.0 / len(b)
+        return float(_REWARD_WEIGHTS @ values), terms, mpjpe_mm
 
     def _obs(self) -> np.ndarray:
         d = self.data
         b = self._body
-        h = self._heading_inverse(d)
-        root_pos = d.xpos[self._root]
-        rel_pos = (d.xpos[b[1:]] - root_pos) @ h.T
-        rot = np.einsum("ij,njk->nik", h, d.xmat[b].reshape(-1, 3, 3))[:, :, [0, 2]].transpose(0, 2, 1)
+        r = d.xmat[self._root]
+        yaw_norm = math.hypot(r[0], r[3])
+        c, s = r[0] / yaw_norm, r[3] / yaw_norm
+        h = np.array([[c, s, 0.0], [-s, c, 0.0], [0.0, 0.0, 1.0]])  # world -> heading frame
+        xpos = d.xpos[b]
+        root_pos = xpos[0]
+        rel_pos = (xpos[1:] - root_pos) @ h.T
+        # forward (x) and up (z) axes of every body, in the heading frame
+        axes = d.xmat[b][:, [0, 3, 6, 2, 5, 8]].reshape(-1, 2, 3) @ h.T
         ang = d.cvel[b, :3]
-        com = d.subtree_com[self._root]
-        lin = d.cvel[b, 3:] + np.cross(ang, d.xpos[b] - com)
-        obs = np.concatenate([
-            [self.clip.phase(self._t), root_pos[2]],
-            rel_pos.ravel(),
-            rot.ravel(),
-            (lin @ h.T).ravel(),
-            (ang @ h.T).ravel(),
-        ])
-        return obs.astype(np.float32)
+        arm = xpos - d.subtree_com[self._root]
+        lin = d.cvel[b, 3:] + np.stack((
+            ang[:, 1] * arm[:, 2] - ang[:, 2] * arm[:, 1],
+            ang[:, 2] * arm[:, 0] - ang[:, 0] * arm[:, 2],
+            ang[:, 0] * arm[:, 1] - ang[:, 1] * arm[:, 0],
+        ), axis=-1)
+        obs = np.empty(224, dtype=np.float32)
+        obs[0] = self.clip.phase(self._t)
+        obs[1] = root_pos[2]
+        obs[2:44] = rel_pos.ravel()
+        obs[44:134] = axes.ravel()
+        obs[134:179] = (lin @ h.T).ravel()
+        obs[179:224] = (ang @ h.T).ravel()
+        return obs
 
     # ------------------------------------------------------------------ gym API
 

@@ -165,6 +165,46 @@ def quat_to_euler(q: np.ndarray, axes: str | Sequence[str]) -> np.ndarray:
     return np.stack([first, middle, last], axis=-1)
 
 
+# Rotation-matrix entries as bilinear forms of the quaternion: R[r, c] = q^T B[r, c] q (unit q).
+_R_FORMS = np.zeros((3, 3, 4, 4))
+for (_r, _c), _terms in {
+    (0, 0): [(0, 0, 1), (1, 1, 1), (2, 2, -1), (3, 3, -1)],
+    (1, 1): [(0, 0, 1), (1, 1, -1), (2, 2, 1), (3, 3, -1)],
+    (2, 2): [(0, 0, 1), (1, 1, -1), (2, 2, -1), (3, 3, 1)],
+    (0, 1): [(1, 2, 2), (0, 3, -2)], (0, 2): [(1, 3, 2), (0, 2, 2)],
+    (1, 0): [(1, 2, 2), (0, 3, 2)], (1, 2): [(2, 3, 2), (0, 1, -2)],
+    (2, 0): [(1, 3, 2), (0, 2, -2)], (2, 1): [(2, 3, 2), (0, 1, 2)],
+}.items():
+    for _a, _b, _v in _terms:
+        _R_FORMS[_r, _c, _a, _b] += _v
+
+
+class EulerDecomposer:
+    """:func:`quat_to_euler` for a fixed list of joints, in a few array operations (per step)."""
+
+    def __init__(self, axes: Sequence[str]) -> None:
+        i, j, k, sign = _euler_indices(axes)
+        # entries needed: (i,k) (j,k) (k,k) (i,j) (i,i) (k,j) (j,j)
+        pairs = np.stack([np.stack([i, k]), np.stack([j, k]), np.stack([k, k]), np.stack([i, j]),
+                          np.stack([i, i]), np.stack([k, j]), np.stack([j, j])], axis=-1)  # (2, n, 7)
+        self._forms = _R_FORMS[pairs[0], pairs[1]].reshape(len(axes), 7, 16)
+        self._sign = sign
+
+    def __call__(self, q: np.ndarray) -> np.ndarray:
+        outer = (q[:, :, None] * q[:, None, :]).reshape(len(q), 16)
+        ik, jk, kk, ij, ii, kj, jj = np.einsum("nef,nf->en", self._forms, outer)
+        sign = self._sign
+        out = np.empty((len(q), 3))
+        out[:, 1] = np.arcsin(np.clip(sign * ik, -1.0, 1.0))
+        out[:, 0] = np.arctan2(-sign * jk, kk)
+        out[:, 2] = np.arctan2(-sign * ij, ii)
+        locked = np.hypot(ii, ij) < 1e-9
+        if locked.any():
+            out[locked, 0] = np.arctan2(sign * kj, jj)[locked]
+            out[locked, 2] = 0.0
+        return out
+
+
 def wrap_angle(a: np.ndarray) -> np.ndarray:
     return (a + np.pi) % (2 * np.pi) - np.pi
 
@@ -327,9 +367,9 @@ def parse_motion(text: str, source: str = "<motion>") -> tuple[bool, np.ndarray]
 class Clip:
     """A motion clip converted to the MuJoCo humanoid, sampled at any time.
 
-    Between frames the joint angles move linearly (the shorter way round) and the root
-    rotation turns at a constant angular velocity (a slerp), so a pose between frames is
-    exactly what integrating the clip's finite-difference velocity reaches. A looping clip
+    Between frames, rotations are slerped and positions and knee/elbow angles lerped;
+    velocities are the finite differences of consecutive frames (constant over each
+    interval). A looping clip
     repeats with the root shifted horizontally by the cycle's displacement; a non-looping clip
     holds its last pose (at rest) after it ends.
     """
@@ -350,8 +390,18 @@ class Clip:
         self.interval_qvel = qpos_velocity(self.qpos[:-1], self.qpos[1:], spans)
         # per interval: the change of every qpos entry but the root quaternion, and the root's
         # rotation vector (body frame) over the interval
-        self._delta = self.interval_qvel * spans[:, None]
         self._times_list = self.times.tolist()
+        # stacked for sampling in one pass: root + 3-DOF joint rotations, hinge angles, qpos columns
+        spherical = [name for name, size in FRAME_JOINTS if size == 4]
+        self._quats = np.stack([self.pose.root_quat] + [self.pose.joint_quats[n] for n in spherical], axis=1)
+        self._hinges = np.stack([self.pose.hinge_angles[n] for n, size in FRAME_JOINTS if size == 1], axis=1)
+        self._decompose = EulerDecomposer([EULER_AXES[n] for n in spherical])
+        sph_cols, hinge_cols, col = [], [], 7
+        for _, size in FRAME_JOINTS:
+            (sph_cols if size == 4 else hinge_cols).append(col)
+            col += 3 if size == 4 else 1
+        self._sph_cols = np.array(sph_cols)[:, None] + np.arange(3)
+        self._hinge_cols = np.array(hinge_cols)
 
     def _locate(self, t: float) -> tuple[int, int, float]:
         """(cycle, frame index i, fraction in [0, 1]) of clip time ``t``."""
@@ -373,17 +423,14 @@ class Clip:
         return not self.loops and t >= self.duration
 
     def qpos_at(self, t: float) -> np.ndarray:
+        """Reference qpos (clip order) at time ``t``: positions and hinges lerped, rotations slerped."""
         cycle, i, a = self._locate(t)
-        delta = self._delta[i]
         qpos = np.empty(self.qpos.shape[1])
-        qpos[:3] = self.qpos[i, :3] + a * delta[:3] + cycle * self.cycle_offset
-        qpos[7:] = wrap_angle(self.qpos[i, 7:] + a * delta[6:])
-        # root rotation: q_i * exp(a * rotvec / 2)
-        wx, wy, wz = (a * delta[3:6]).tolist()
-        angle = math.sqrt(wx * wx + wy * wy + wz * wz)
-        half_sin = math.sin(angle / 2) / angle if angle > 1e-12 else 0.5
-        turn = np.array([math.cos(angle / 2), wx * half_sin, wy * half_sin, wz * half_sin])
-        qpos[3:7] = quat_mul(self.qpos[i, 3:7], turn)
+        qpos[:3] = self.qpos[i, :3] + a * (self.qpos[i + 1, :3] - self.qpos[i, :3]) + cycle * self.cycle_offset
+        quats = quat_slerp(self._quats[i], self._quats[i + 1], a)
+        qpos[3:7] = quats[0]
+        qpos[self._sph_cols] = self._decompose(quats[1:])
+        qpos[self._hinge_cols] = self._hinges[i] + a * (self._hinges[i + 1] - self._hinges[i])
         return qpos
 
     def qvel_at(self, t: float) -> np.ndarray:

@@ -1,0 +1,130 @@
+"""HumanoidMimic benchmark: simulation speed against Gymnasium's Humanoid-v5, and the open-loop
+reference baseline on every clip. Prints one JSON object.
+
+    python bench/mimic.py                      # full run (about a minute on one core)
+    python bench/mimic.py --rounds 1 --episodes 2 --clips walk run
+
+Speed is compared per *simulated second* (our env steps at 30 Hz, Humanoid-v5 at 66.7 Hz):
+``ratio = (our env steps/s x 1/30) / (Humanoid-v5 steps/s x 0.015)``; the goal is >= 0.8, i.e.
+our reward and observation must not dominate the physics. Both envs take seeded uniform random
+actions and reset when an episode ends; rounds alternate between the two envs and the median
+round counts, so a busy shared machine hurts both alike.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import gymnasium as gym
+import mujoco
+import numpy as np
+
+from envs.mimic.env import HumanoidMimicEnv, ReferencePolicy
+from envs.mimic.mocap import available_clips
+
+
+def steps_per_second(env: gym.Env, steps: int, seed: int) -> float:
+    env.reset(seed=seed)
+    env.action_space.seed(seed)
+    start = time.perf_counter()
+    for _ in range(steps):
+        _, _, terminated, truncated, _ = env.step(env.action_space.sample())
+        if terminated or truncated:
+            env.reset()
+    return steps / (time.perf_counter() - start)
+
+
+def physics_only_steps_per_second(env: HumanoidMimicEnv, steps: int) -> float:
+    """mj_step calls alone, as many per env step as the env makes: the floor for our overhead."""
+    env.reset(seed=0)
+    model, data = env.model, env.data
+    start = time.perf_counter()
+    for _ in range(steps * env.n_substeps):
+        mujoco.mj_step(model, data)
+    return steps / (time.perf_counter() - start)
+
+
+def reference_baseline(clip: str, episodes: int) -> dict[str, float]:
+    env = HumanoidMimicEnv(motion=clip)
+    policy = ReferencePolicy(env)
+    alive, rewards, mpjpe, falls = [], [], [], 0
+    for seed in range(episodes):
+        obs, _ = env.reset(seed=seed)
+        total, steps, terminated, truncated = 0.0, 0, False, False
+        while not (terminated or truncated or steps == 600):  # 600: the registered 20 s limit
+            actions, _ = policy.act([obs])
+            obs, reward, terminated, truncated, info = env.step(actions[0])
+            total += reward
+            steps += 1
+        falls += int(terminated)
+        alive.append(info["time_alive"])
+        rewards.append(total / steps)
+        mpjpe.append(info["episode_mpjpe_mm"])
+    return {
+        "mean_time_alive_s": round(float(np.mean(alive)), 3),
+        "mean_reward_per_step": round(float(np.mean(rewards)), 4),
+        "mpjpe_mm": round(float(np.mean(mpjpe)), 1),
+        "fall_rate": falls / episodes,
+        "looping_clip": env.clip.loops,
+        "clip_duration_s": round(env.clip.duration, 3),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--steps", type=int, default=600, help="HumanoidMimic steps per round (Humanoid-v5 "
+                        "runs the same simulated time)")
+    parser.add_argument("--rounds", type=int, default=5, help="alternating timing rounds; the median counts")
+    parser.add_argument("--episodes", type=int, default=5, help="reference-baseline episodes per clip")
+    parser.add_argument("--clips", nargs="*", default=None, help="clips for the baseline (default: all)")
+    args = parser.parse_args(argv)
+
+    ours = HumanoidMimicEnv(motion="walk")
+    theirs = gym.make("Humanoid-v5").unwrapped  # no wrappers on either side
+    their_steps = round(args.steps * ours.dt / theirs.dt)
+    steps_per_second(ours, 30, 0)  # warm up
+    steps_per_second(theirs, 30, 0)
+    our_rates, their_rates = [], []
+    for r in range(args.rounds):
+        our_rates.append(steps_per_second(ours, args.steps, seed=r))
+        their_rates.append(steps_per_second(theirs, their_steps, seed=r))
+    ours_sps, theirs_sps = statistics.median(our_rates), statistics.median(their_rates)
+    ours_sim, theirs_sim = ours_sps * ours.dt, theirs_sps * theirs.dt
+    physics_sps = physics_only_steps_per_second(ours, args.steps)
+
+    clips = args.clips or available_clips()
+    result = {
+        "speed": {
+            "HumanoidMimic-v0_steps_per_s": round(ours_sps, 1),
+            "Humanoid-v5_steps_per_s": round(theirs_sps, 1),
+            "HumanoidMimic-v0_sim_seconds_per_s": round(ours_sim, 2),
+            "Humanoid-v5_sim_seconds_per_s": round(theirs_sim, 2),
+            "ratio_per_simulated_second": round(ours_sim / theirs_sim, 3),
+            "goal": 0.8,
+            "meets_goal": ours_sim / theirs_sim >= 0.8,
+            "physics_share_of_step_time": round(ours_sps / physics_sps, 3),
+            "rounds": args.rounds,
+            "our_steps_per_s_per_round": [round(x, 1) for x in our_rates],
+            "their_steps_per_s_per_round": [round(x, 1) for x in their_rates],
+            "control_hz": round(1 / ours.dt), "physics_hz": round(1 / ours.model.opt.timestep),
+            "humanoid_v5_dt": theirs.dt,
+        },
+        "reference_baseline": {clip: reference_baseline(clip, args.episodes) for clip in clips},
+        "episodes_per_clip": args.episodes,
+        "machine": {"python": platform.python_version(), "mujoco": mujoco.__version__,
+                    "gymnasium": gym.__version__, "processor": platform.processor() or platform.machine()},
+    }
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
