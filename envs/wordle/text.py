@@ -60,7 +60,9 @@ def parse_guess(text: str) -> ParsedGuess:
     if len(raw) > _MAX_GUESS_CHARS:
         return ParsedGuess(None, f"guess is {len(raw)} characters long")
     if not raw.isascii():
-        return ParsedGuess(None, f"guess {raw!r} has non-ASCII characters")
+        # !a, not !r: the reason is shown in the next prompt, which must stay inside the
+        # observation space's charset (printable ASCII plus a few symbols).
+        return ParsedGuess(None, f"guess {raw!a} has non-ASCII characters")
     word = raw.lower()
     if not word.isalpha():
         return ParsedGuess(None, f"guess {raw!r} must contain only letters")
