@@ -247,6 +247,26 @@ def test_lora_train_save_load_merge_and_reference(tmp_path) -> None:
     assert policy.act(PROMPTS, deterministic=True)[0] != base_texts
 
 
+def test_lora_on_a_pretrained_base_saves_only_the_adapter(policy: LMPolicy, tmp_path) -> None:
+    import shutil
+
+    policy.model.save_pretrained(tmp_path / "hf")
+    policy.tokenizer.save_pretrained(tmp_path / "hf")
+    tuned = LMPolicy.from_pretrained(tmp_path / "hf", device="cpu")
+    tuned.enable_lora(r=2)
+    _perturb_adapter(tuned)
+    tuned.save(tmp_path / "ckpt")
+    manifest = json.loads((tmp_path / "ckpt" / "policy.json").read_text())
+    assert manifest["base_weights"] == str(tmp_path / "hf")
+    assert not (tmp_path / "ckpt" / "model").exists()
+    _, logp = tuned.act(PROMPTS, deterministic=True)
+    _, again = LMPolicy.load(tmp_path / "ckpt", device="cpu").act(PROMPTS, deterministic=True)
+    np.testing.assert_allclose(again, logp, atol=1e-5)
+    shutil.rmtree(tmp_path / "hf")
+    with pytest.raises(CheckpointError, match="no such local directory"):
+        LMPolicy.load(tmp_path / "ckpt", device="cpu")
+
+
 def test_reference_without_lora_needs_a_snapshot() -> None:
     policy = tiny_policy(seed=5)
     with pytest.raises(RuntimeError, match="freeze_reference"), policy.reference():
