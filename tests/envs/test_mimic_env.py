@@ -259,3 +259,12 @@ def test_evaluate_cli_reports_time_alive_and_mpjpe():
     assert 0.2 < summary["mean_time_alive"] < 20.0
     assert 0.0 < summary["mean_reward_per_step"] <= 1.0
     assert summary["mpjpe_mm"] > 0.0
+
+
+def test_a_simulation_blow_up_terminates_with_zero_reward(walk):
+    walk.reset(seed=0)
+    walk.step(np.zeros(28))
+    walk.data.qvel[:] = 1e12  # MuJoCo detects the instability and resets itself
+    obs, reward, terminated, _, info = walk.step(np.zeros(28))
+    assert terminated and info["diverged"] and reward == 0.0
+    assert np.isfinite(obs).all() and not any(info["reward_terms"].values())
