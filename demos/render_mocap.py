@@ -8,7 +8,7 @@
 frame, no physics). ``--policy`` rolls out a policy with physics: a scripted name
 (``reference``: PD targets = the reference pose) or a checkpoint directory, loaded through
 ``agents.loading.load_policy``; ``--ghost`` draws the reference pose, translucent, beside it.
-Rendering is headless (``MUJOCO_GL=egl`` by default; set ``MUJOCO_GL=osmesa`` where EGL is missing).
+Rendering is headless (``envs.mimic`` sets ``MUJOCO_GL`` to ``egl``, or ``osmesa`` where EGL is missing).
 """
 
 from __future__ import annotations

@@ -24,7 +24,7 @@ from envs.mimic.humanoid import (
     hinge_names,
     joint_kind,
 )
-from envs.mimic.mocap import Clip
+from envs.mimic.mocap import Clip, resolve_motion
 
 # DeepMimic's imitation reward (released code): term -> (weight, error scale).
 REWARD_TERMS: dict[str, tuple[float, float]] = {
@@ -43,6 +43,17 @@ _INSTABILITY_WARNINGS = (
 )
 
 _MODEL_CACHE: dict[int, mujoco.MjModel] = {}
+_CLIP_CACHE: dict[tuple[str, int], Clip] = {}
+_GROUNDED_CACHE: dict[tuple[int, int], frozenset[str]] = {}
+
+
+def _load_clip(motion: str | Path) -> Clip:
+    """Clips are read-only once built: envs on the same file (a rollout batch) share one."""
+    path = resolve_motion(motion)
+    key = (str(path.resolve()), path.stat().st_mtime_ns)
+    if key not in _CLIP_CACHE:
+        _CLIP_CACHE[key] = Clip(path)
+    return _CLIP_CACHE[key]
 
 
 def _model(physics_hz: int) -> mujoco.MjModel:
@@ -165,7 +176,7 @@ class HumanoidMimicEnv(gym.Env):
             raise ValueError(f"render_mode must be None or 'rgb_array', got {render_mode!r}")
         if physics_hz % CONTROL_HZ or physics_hz <= 0:
             raise ValueError(f"physics_hz must be a positive multiple of {CONTROL_HZ}, got {physics_hz}")
-        self.clip = Clip(motion)
+        self.clip = _load_clip(motion)
         self.render_mode = render_mode
         self.width, self.height, self.ghost = width, height, ghost
         self.early_termination = early_termination
@@ -197,7 +208,10 @@ class HumanoidMimicEnv(gym.Env):
         self._joint_w = weights / weights.sum()
         self._ee = np.array([BODY_NAMES.index(n) for n in END_EFFECTORS])
 
-        self._allowed_bodies = set(FOOT_BODIES) | self._bodies_reference_grounds()
+        key = (id(self.clip), physics_hz)  # cached clips live as long as the process
+        if key not in _GROUNDED_CACHE:
+            _GROUNDED_CACHE[key] = frozenset(self._bodies_reference_grounds())
+        self._allowed_bodies = set(FOOT_BODIES) | _GROUNDED_CACHE[key]
         allowed_ids = {mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_BODY, n) for n in self._allowed_bodies}
         floor = mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_GEOM, "floor")
         self._fall_geom = np.array(

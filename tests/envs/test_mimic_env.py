@@ -193,7 +193,7 @@ def test_summarize_episodes_uses_final_step_info():
 
 def _run_python(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
     """Rendering runs in a fresh interpreter: MuJoCo picks its GL backend when first imported, so
-    ``envs.mimic`` must come first (it defaults ``MUJOCO_GL`` to ``egl``)."""
+    ``envs.mimic`` must come first (it chooses a headless ``MUJOCO_GL``)."""
     return subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout)
 
 
