@@ -261,7 +261,8 @@ def test_evaluate_cli_reports_time_alive_and_mpjpe():
     assert summary["mpjpe_mm"] > 0.0
 
 
-def test_a_simulation_blow_up_terminates_with_zero_reward(walk):
+def test_a_simulation_blow_up_terminates_with_zero_reward(walk, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # MuJoCo logs the warning to MUJOCO_LOG.TXT in the working directory
     walk.reset(seed=0)
     walk.step(np.zeros(28))
     walk.data.qvel[:] = 1e12  # MuJoCo detects the instability and resets itself
