@@ -269,3 +269,22 @@ def test_a_simulation_blow_up_terminates_with_zero_reward(walk, tmp_path, monkey
     obs, reward, terminated, _, info = walk.step(np.zeros(28))
     assert terminated and info["diverged"] and reward == 0.0
     assert np.isfinite(obs).all() and not any(info["reward_terms"].values())
+
+
+def test_observation_velocities_match_mujoco_body_velocities(walk):
+    walk.reset(seed=3)
+    rng = np.random.default_rng(0)
+    for _ in range(5):
+        obs, *_ = walk.step(rng.uniform(-1, 1, 28))
+    m, d = walk.model, walk.data
+    forward = d.xmat[walk._root].reshape(3, 3)[:, 0]
+    yaw = np.arctan2(forward[1], forward[0])
+    to_heading = np.array([[np.cos(yaw), np.sin(yaw), 0.0], [-np.sin(yaw), np.cos(yaw), 0.0], [0.0, 0.0, 1.0]])
+    velocity = np.zeros(6)
+    for k, body in enumerate(walk._body):
+        mujoco.mj_objectVelocity(m, d, mujoco.mjtObj.mjOBJ_XBODY, body, velocity, 0)
+        np.testing.assert_allclose(obs[134 + 3 * k:137 + 3 * k], to_heading @ velocity[3:], atol=1e-4)
+        np.testing.assert_allclose(obs[179 + 3 * k:182 + 3 * k], to_heading @ velocity[:3], atol=1e-4)
+        if k:
+            rel = to_heading @ (d.xpos[body] - d.xpos[walk._root])
+            np.testing.assert_allclose(obs[2 + 3 * (k - 1):5 + 3 * (k - 1)], rel, atol=1e-5)
