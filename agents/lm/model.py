@@ -98,7 +98,7 @@ def resolve_source(path_or_id: str | Path) -> tuple[str, bool]:
             raise CheckpointError(f"--model {text!r} is a file; point at a Hugging Face model directory")
         if not (path / "config.json").is_file():
             raise CheckpointError(f"{path} is not a Hugging Face model directory: config.json is missing")
-        return str(path), True
+        return str(path.absolute()), True  # absolute: checkpoints record it as base_weights
     if is_hub_id(text):
         return text, False
     raise CheckpointError(
@@ -127,5 +127,6 @@ def load_pretrained(
             use_safetensors=True,
         )
     except Exception as err:  # safetensors, json and config errors come in assorted types
-        raise CheckpointError(f"cannot load a causal LM from {source!r}: {err}") from err
+        where = "local directory" if local_only else "hub id (no such local directory; is the network up?)"
+        raise CheckpointError(f"cannot load a causal LM from {where} {source!r}: {err}") from err
     return model.to(device)

@@ -31,7 +31,7 @@ from transformers import (
     PreTrainedTokenizerBase,
 )
 
-from agents.checkpoint import CheckpointError, atomic_directory, read_manifest, write_json_atomic
+from agents.checkpoint import MANIFEST, CheckpointError, atomic_directory, read_manifest, write_json_atomic
 from agents.lm.model import (
     build_default_model,
     default_device,
@@ -173,7 +173,15 @@ class LMPolicy:
         dtype: torch.dtype | None = None,
         sampling: SamplingConfig | None = None,
     ) -> LMPolicy:
-        """Any local Hugging Face causal-LM directory (or a hub id, which may download)."""
+        """Any local Hugging Face causal-LM directory (or a hub id, which may download).
+
+        A directory written by :meth:`save` (it holds ``policy.json``) is loaded with :meth:`load`.
+        """
+        if (Path(path_or_id).expanduser() / MANIFEST).is_file():
+            policy = cls.load(Path(path_or_id).expanduser(), device=device)
+            if sampling is not None:
+                policy.sampling = sampling
+            return policy
         source, local_only = resolve_source(path_or_id)
         device = torch.device(device) if device is not None else default_device()
         model = load_pretrained(source, device=device, dtype=dtype)

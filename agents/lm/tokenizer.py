@@ -3,7 +3,8 @@
 One token per character keeps the vocabulary (and so the model's embedding and softmax)
 tiny, and is enough for Wordle feedback and arithmetic. It is a real
 ``PreTrainedTokenizerFast`` (``tokenizers`` BPE model with no merges), so it saves, reloads
-and renders chat templates like any Hugging Face tokenizer.
+and renders chat templates like any Hugging Face tokenizer. Like every HF tokenizer it reads
+a special-token string inside text (``"<|end|>"``) as that token; env prompts never contain one.
 """
 
 from __future__ import annotations

@@ -26,6 +26,15 @@ TINY = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2,
 PROMPTS = ["soare 01020\ncrane 20001\n", "hi", "Rules: ✓ → keep  it\n\n<think>x</think><guess>crane</guess>"]
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    # The test models are tiny: thread sync costs more than it saves, badly so on a busy machine.
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def tiny_policy(seed: int = 0, **sampling) -> LMPolicy:
     sampling_config = SamplingConfig(**{"max_new_tokens": 8, **sampling})
     return LMPolicy.default(seed=seed, device="cpu", sampling=sampling_config, **TINY)
@@ -196,6 +205,9 @@ def test_load_through_the_policy_registry(policy: LMPolicy, tmp_path) -> None:
     cls = getattr(importlib.import_module(module_name), class_name)
     policy.save(tmp_path / "c")
     assert isinstance(cls.load(tmp_path / "c", device="cpu"), LMPolicy)
+    # --model may also name one of our own checkpoints.
+    again = LMPolicy.from_pretrained(tmp_path / "c", device="cpu")
+    assert again.act(PROMPTS, deterministic=True)[0] == policy.act(PROMPTS, deterministic=True)[0]
 
 
 def test_from_pretrained_loads_a_plain_hf_directory(policy: LMPolicy, tmp_path) -> None:

@@ -3,17 +3,27 @@
 from __future__ import annotations
 
 import pytest
+import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from transformers import AutoTokenizer, PreTrainedTokenizerFast
 
 from agents.lm.model import build_default_model
-from agents.lm.tokenizer import CHARACTERS, build_char_tokenizer, encode_chats
+from agents.lm.tokenizer import CHARACTERS, SPECIAL_TOKENS, build_char_tokenizer, encode_chats
 
 TOKENIZER = build_char_tokenizer()
 # Pieces rather than single characters so newlines, double spaces and ✓ → turn up often.
 KNOWN_TEXT = st.lists(st.sampled_from((*CHARACTERS, "\n", "  ", "\n\n", "✓", "→")), max_size=60).map("".join)
 RULES_SNIPPET = "Rules:\n  ✓ = right spot → keep it…\n\n“crane” isn’t <think>x</think><guess>crane</guess>\t!"
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    # The test models are tiny: thread sync costs more than it saves, badly so on a busy machine.
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 def test_is_a_real_fast_tokenizer_with_one_token_per_character() -> None:
@@ -33,7 +43,7 @@ def test_known_text_round_trips_exactly(text: str) -> None:
 
 
 @settings(max_examples=30, deadline=None)
-@given(st.text(max_size=40))
+@given(st.text(max_size=40).filter(lambda t: not any(s in t for s in SPECIAL_TOKENS)))
 def test_any_text_encodes_without_crashing_and_unknowns_become_unk(text: str) -> None:
     ids = TOKENIZER(text, add_special_tokens=False)["input_ids"]
     known = set(CHARACTERS)
@@ -45,6 +55,12 @@ def test_unknown_character_maps_to_unk() -> None:
     ids = TOKENIZER("aé\u4e2db", add_special_tokens=False)["input_ids"]
     assert ids[1] == ids[2] == TOKENIZER.unk_token_id
     assert TOKENIZER.decode(ids, skip_special_tokens=True) == "ab"
+
+
+def test_special_token_strings_in_text_are_read_as_special_tokens() -> None:
+    # As with every Hugging Face tokenizer; env prompts and decoded completions never contain them.
+    ids = TOKENIZER("a<|end|>b", add_special_tokens=False)["input_ids"]
+    assert TOKENIZER.convert_ids_to_tokens(ids) == ["a", "<|end|>", "b"]
 
 
 def test_save_and_autotokenizer_reload_beside_the_default_model(tmp_path) -> None:
