@@ -129,4 +129,5 @@ def load_pretrained(
     except Exception as err:  # safetensors, json and config errors come in assorted types
         where = "local directory" if local_only else "hub id (no such local directory; is the network up?)"
         raise CheckpointError(f"cannot load a causal LM from {where} {source!r}: {err}") from err
-    return model.to(device)
+    torch.nn.Module.to(model, device)  # in place; transformers' typed .to wrapper confuses mypy
+    return model

@@ -18,7 +18,7 @@ import copy
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -79,7 +79,7 @@ class SamplingConfig:
 @dataclass(frozen=True)
 class LoraSettings:
     r: int = 8
-    alpha: float = 16.0
+    alpha: int = 16
     dropout: float = 0.0
     target_modules: tuple[str, ...] = field(default=DEFAULT_LORA_TARGETS)
 
@@ -108,13 +108,13 @@ class _RecordAndWarp(LogitsProcessor):
         scaled = scores.float() / self.temperature
         self.pending = torch.log_softmax(scaled, dim=-1)
         if self.top_p >= 1.0:
-            return scaled
+            return cast(torch.FloatTensor, scaled)
         # Keep the smallest set of tokens whose probability reaches top_p (always the top one).
         sorted_logp, order = self.pending.sort(dim=-1, descending=True)
         mass_before = sorted_logp.exp().cumsum(dim=-1) - sorted_logp.exp()
         drop_sorted = mass_before >= self.top_p
         drop = torch.zeros_like(drop_sorted).scatter(-1, order, drop_sorted)
-        return scaled.masked_fill(drop, float("-inf"))
+        return cast(torch.FloatTensor, scaled.masked_fill(drop, float("-inf")))
 
 
 class LMPolicy:
@@ -138,7 +138,8 @@ class LMPolicy:
         device: torch.device | str | None = None,
     ) -> None:
         self.device = torch.device(device) if device is not None else default_device()
-        self.model: Any = model.to(self.device)  # PreTrainedModel, or a peft PeftModel after enable_lora
+        # PreTrainedModel, or a peft PeftModel after enable_lora (nn.Module.to: in place).
+        self.model: Any = torch.nn.Module.to(model, self.device)
         self.tokenizer = _prepare_tokenizer(tokenizer)
         self.sampling = sampling or SamplingConfig()
         self.base_model = base_model  # provenance, for humans: "default", a path or a hub id
@@ -161,7 +162,7 @@ class LMPolicy:
         tokenizer = build_char_tokenizer()
         model = build_default_model(tokenizer, seed=seed, **config_overrides)
         device = torch.device(device) if device is not None else default_device()
-        model = model.to(dtype=default_dtype(device))
+        torch.nn.Module.to(model, dtype=default_dtype(device))
         return cls(model, tokenizer, sampling=sampling, device=device)
 
     @classmethod
@@ -192,7 +193,7 @@ class LMPolicy:
     def enable_lora(
         self,
         r: int = 8,
-        alpha: float = 16.0,
+        alpha: int = 16,
         dropout: float = 0.0,
         target_modules: Sequence[str] = DEFAULT_LORA_TARGETS,
     ) -> None:
@@ -201,7 +202,7 @@ class LMPolicy:
 
         if self.lora is not None:
             raise RuntimeError("LoRA is already enabled on this policy")
-        settings = LoraSettings(r, float(alpha), float(dropout), tuple(target_modules))
+        settings = LoraSettings(r, alpha, float(dropout), tuple(target_modules))
         config = LoraConfig(
             r=r, lora_alpha=alpha, lora_dropout=dropout, target_modules=list(target_modules),
             task_type="CAUSAL_LM",
@@ -306,7 +307,7 @@ class LMPolicy:
             completion = ids[:length]
             logprobs = step_logprobs[row, :length].tolist()
             turns.append(TurnTokens(tuple(prompt_ids), tuple(completion), tuple(logprobs)))
-            texts.append(self.tokenizer.decode(completion, skip_special_tokens=True))
+            texts.append(str(self.tokenizer.decode(completion, skip_special_tokens=True)))
             sums[row] = float(sum(logprobs))
         self.last_tokens = turns
         return texts, sums
@@ -470,7 +471,7 @@ class LMPolicy:
             return
         self.model = model
         self.lora = LoraSettings(
-            int(settings["r"]), float(settings["alpha"]), float(settings["dropout"]),
+            int(settings["r"]), int(settings["alpha"]), float(settings["dropout"]),
             tuple(settings["target_modules"]),
         )
 

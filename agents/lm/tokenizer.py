@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import string
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import torch
 from tokenizers import Tokenizer, decoders, models
-from transformers import PreTrainedTokenizerFast
+from transformers import PreTrainedTokenizerBase, PreTrainedTokenizerFast
 
 PAD, UNK, BOS, END_OF_TURN = "<pad>", "<unk>", "<bos>", "<|end|>"
 SYSTEM, USER, ASSISTANT = "<|system|>", "<|user|>", "<|assistant|>"
@@ -77,7 +78,7 @@ def as_messages(obs: str | Sequence[Message]) -> list[dict[str, str]]:
     return [dict(message) for message in obs]
 
 
-def encode_prompt(tokenizer: PreTrainedTokenizerFast, obs: str | Sequence[Message]) -> list[int]:
+def encode_prompt(tokenizer: PreTrainedTokenizerBase, obs: str | Sequence[Message]) -> list[int]:
     """Token ids of the chat-rendered prompt, ending with the assistant generation prompt."""
     text = tokenizer.apply_chat_template(as_messages(obs), tokenize=False, add_generation_prompt=True)
     # The template already writes bos; the tokenizer must not add specials again.
@@ -85,7 +86,7 @@ def encode_prompt(tokenizer: PreTrainedTokenizerFast, obs: str | Sequence[Messag
 
 
 def encode_chats(
-    tokenizer: PreTrainedTokenizerFast,
+    tokenizer: PreTrainedTokenizerBase,
     conversations: Sequence[Sequence[Message]],
     max_length: int | None = None,
 ) -> dict[str, torch.Tensor]:
@@ -97,7 +98,7 @@ def encode_chats(
     """
     rows = []
     for conversation in conversations:
-        encoded = tokenizer.apply_chat_template(
+        encoded: Any = tokenizer.apply_chat_template(
             as_messages(conversation), tokenize=True, return_dict=True, return_assistant_tokens_mask=True
         )
         ids, mask = list(encoded["input_ids"]), list(encoded["assistant_masks"])
