@@ -368,3 +368,23 @@ def test_rollout_stores_the_sampled_tokens_on_episodes(policy: LMPolicy) -> None
         for obs, action, turn in zip(episode.observations, episode.actions, episode.tokens, strict=True):
             assert list(turn.prompt_ids) == policy.encode_prompts([obs])[0]
             assert policy.tokenizer.decode(list(turn.completion_ids), skip_special_tokens=True) == action
+
+
+def test_supervised_steps_on_chat_masks_teach_act_the_reply() -> None:
+    # The training format (encode_chats + loss_mask) and the acting format (generation prompt,
+    # stop at end-of-turn) must agree, or SFT would not transfer to act.
+    policy = tiny_policy(seed=8)
+    reply = "<guess>crane</guess>"
+    conversations = [[{"role": "user", "content": "soare x-✓xx\n"}, {"role": "assistant", "content": reply}]]
+    batch = policy.encode_chats(conversations)
+    optimizer = torch.optim.Adam(policy.model.parameters(), lr=1e-2)
+    for _ in range(60):
+        logprobs = policy.token_logprobs(batch["input_ids"], batch["attention_mask"])
+        loss = -(logprobs * batch["loss_mask"]).sum() / batch["loss_mask"].sum()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    policy.sampling.max_new_tokens = 40
+    texts, _ = policy.act(["soare x-✓xx\n"], deterministic=True)
+    assert texts == [reply]
+    assert policy.last_tokens[0].completion_ids[-1] == policy.tokenizer.eos_token_id
