@@ -1,0 +1,520 @@
+"""Group-relative policy optimisation (GRPO) of a language-model policy on a text env.
+
+Reads top to bottom, one iteration at a time:
+
+1. collect   draw ``prompts_per_step`` env seeds; play ``group_size`` episodes from each
+             (same seed -> same Wordle answer / same question), all in lockstep so the model
+             samples the whole batch at once. ``act`` records the sampled ids and their
+             log-probs, and those exact ids are trained on (no re-tokenisation drift).
+2. advantages episode returns -> one advantage per episode by ``estimator``:
+             ``grpo``          A = (R - mean_group) / (std_group + eps)
+             ``dr_grpo``       A = R - mean_group                       (Dr. GRPO: no std)
+             ``rloo``          A = R - mean of the *other* episodes of the group
+             ``reinforce_pp``  A = R - mean_group, then whitened over the batch (REINFORCE++)
+             Every policy token of an episode gets its advantage (``turn_credit="episode"``), or
+             each turn gets its return-to-go in place of R (``turn_credit="return_to_go"``).
+3. update    ``mu`` optimizer steps on the batch: PPO-clipped ratio against the sampling
+             log-probs, optional k3 KL to the reference (LoRA: the adapter-disabled model;
+             full fine-tuning: a frozen copy), aggregated by ``loss_agg``.
+4. log       ``rollout/*`` and ``train/*`` on TensorBoard (x-axis = env steps), every episode
+             with its token ids, sampling log-probs, loss masks and advantages to
+             ``episodes.jsonl``; checkpoints that resume exactly.
+
+A multi-turn episode is one sample: each of its turns is a row (prompt ids + completion ids,
+loss mask = the completion ids), so environment and prompt tokens are never trained on.
+
+Bad input never crashes a run: a non-finite reward drops its episode (counted in
+``rollout/nonfinite_rewards``); a group whose rewards are all equal has zero advantage and is
+skipped (``rollout/zero_adv_groups``); a turn with no completion tokens has an empty loss mask
+and is skipped (``train/empty_rows``); completions cut at ``max_new_tokens`` without closing
+their turn are trained like any other sample and counted (``rollout/unfinished_frac``); the
+env itself scores a reply without a closing tag as an invalid action.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from agents.config import field
+from agents.lm.policy import DEFAULT_LORA_TARGETS, LMPolicy, SamplingConfig
+from agents.rollout import EpisodeSpec, play_episodes
+from agents.run import Run
+from agents.sft import resumable_checkpoint  # noqa: F401  (same checkpoint layout; re-exported)
+from agents.trajectory import Episode, TurnTokens
+
+TRAINER_STATE = "trainer_state.pt"
+ESTIMATORS = ("grpo", "dr_grpo", "rloo", "reinforce_pp")
+LOSS_AGGREGATIONS = ("token-mean", "seq-mean-token-mean", "seq-mean-token-sum-norm")
+TURN_CREDITS = ("episode", "return_to_go")
+
+
+@dataclasses.dataclass
+class GRPOConfig:
+    iterations: int = field(200, help="collect -> update iterations (the training budget)")
+    prompts_per_step: int = field(8, help="env seeds (Wordle answers / questions) per iteration")
+    group_size: int = field(8, help="episodes per seed (G); advantages are relative within a group")
+    estimator: str = field("grpo", help="advantage estimator: grpo | dr_grpo | rloo | reinforce_pp")
+    adv_eps: float = field(1e-4, help="added to the group std (grpo) or batch std (reinforce_pp) before dividing")
+    turn_credit: str = field("episode", help="multi-turn credit: episode (every turn gets the episode advantage) | return_to_go")
+    mu: int = field(1, help="optimizer steps per collected batch (old log-probs = the sampling log-probs)")
+    epsilon: float = field(0.2, help="PPO clip range: ratio kept within [1 - epsilon, 1 + epsilon_high]")
+    epsilon_high: float | None = field(None, help="upper clip range (DAPO clip-higher); default = epsilon")
+    loss_agg: str = field("token-mean", help="token-mean | seq-mean-token-mean | seq-mean-token-sum-norm")
+    loss_norm_tokens: int = field(0, help="seq-mean-token-sum-norm: divide each episode's token sum by this (0 = max_new_tokens)")
+    beta: float = field(0.0, help="KL penalty to the reference model (k3 estimator); 0 = no reference needed")
+    learning_rate: float = field(1e-5, help="AdamW learning rate (constant after warmup)")
+    warmup_steps: int = field(0, help="linear warmup in optimizer steps")
+    weight_decay: float = field(0.0, help="AdamW weight decay")
+    max_grad_norm: float = field(1.0, help="gradient clipping norm")
+    micro_batch_size: int = field(32, help="turns (rows) per forward/backward pass; gradients accumulate")
+    temperature: float = field(1.0, help="sampling temperature (log-probs and ratios use the same temperature)")
+    top_p: float = field(1.0, help="nucleus sampling mass")
+    max_new_tokens: int = field(64, help="longest completion per turn")
+    rollout_batch_size: int = field(0, help="episodes played in lockstep (0 = prompts_per_step * group_size)")
+    answer_pool: str | None = field(None, help="Wordle: file of answers (one per line) to train on; default: all the env's answers")
+    train_answer_fraction: float = field(1.0, help="Wordle: train on this share of the answers (the same split as sft with the same split_seed)")
+    split_seed: int = field(0, help="seed of the deterministic train / held-out answer split")
+    save_every: int = field(50, help="write checkpoints/step_N every N iterations")
+    keep_checkpoints: int = field(2, help="step checkpoints kept on disk")
+    log_episodes: bool = field(True, help="append every collected episode (tokens, log-probs, loss masks, advantages) to episodes.jsonl")
+    lora_r: int = field(0, help="LoRA rank; 0 trains all weights (a frozen reference copy is kept when beta > 0)")
+    lora_alpha: float = field(16.0, help="LoRA scaling alpha")
+    lora_dropout: float = field(0.0, help="LoRA dropout (unused during updates: dropout is off so on-policy ratios are 1)")
+    lora_targets: list[str] = field(default_factory=lambda: list(DEFAULT_LORA_TARGETS), help="module names LoRA adapts")
+    model_config: dict[str, Any] = field(default_factory=dict, help="overrides of the built-in model's LlamaConfig (e.g. hidden_size)")
+
+    def __post_init__(self) -> None:
+        choices = {"estimator": ESTIMATORS, "loss_agg": LOSS_AGGREGATIONS, "turn_credit": TURN_CREDITS}
+        for name, allowed in choices.items():
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"{name} must be one of {', '.join(allowed)}, got {getattr(self, name)!r}")
+        for name in ("iterations", "prompts_per_step", "mu", "micro_batch_size", "save_every", "max_new_tokens"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1")
+        if self.group_size < 2:
+            raise ValueError("group_size must be >= 2: advantages compare episodes within a group")
+        if self.epsilon <= 0 or (self.epsilon_high is not None and self.epsilon_high <= 0):
+            raise ValueError("epsilon and epsilon_high must be > 0")
+        if self.beta < 0:
+            raise ValueError(f"beta must be >= 0, got {self.beta}")
+        if not 0 < self.train_answer_fraction <= 1:
+            raise ValueError(f"train_answer_fraction must be in (0, 1], got {self.train_answer_fraction}")
+        SamplingConfig(self.temperature, self.top_p, self.max_new_tokens)  # validates the three
+
+
+# ------------------------------------------------------------------------------ advantages
+def baselines_and_scales(returns: Sequence[Sequence[float]], estimator: str,
+                         eps: float = 1e-4) -> list[tuple[np.ndarray, float]]:
+    """Per group: each episode's baseline b_i and the group's scale s, so A_i = (R_i - b_i) * s.
+
+    ``grpo``: b = group mean, s = 1 / (sample std + eps). ``dr_grpo``: b = group mean, s = 1.
+    ``rloo``: b_i = mean of the other returns, s = 1. ``reinforce_pp``: b = group mean, then the
+    centred returns of all live groups are whitened (batch mean folded into b, s = 1 / (std + eps)).
+    A group whose returns are all equal has s = 0 (zero advantage under every estimator).
+    """
+    if estimator not in ESTIMATORS:
+        raise ValueError(f"estimator must be one of {', '.join(ESTIMATORS)}, got {estimator!r}")
+    out: list[tuple[np.ndarray, float]] = []
+    for group in returns:
+        r = np.asarray(group, dtype=np.float64)
+        if len(r) < 2 or np.ptp(r) == 0:
+            out.append((r.copy(), 0.0))
+        elif estimator == "grpo":
+            out.append((np.full_like(r, r.mean()), 1.0 / (r.std(ddof=1) + eps)))
+        elif estimator == "rloo":
+            out.append(((r.sum() - r) / (len(r) - 1), 1.0))
+        else:  # dr_grpo, and reinforce_pp before whitening
+            out.append((np.full_like(r, r.mean()), 1.0))
+    if estimator == "reinforce_pp":
+        live = [np.asarray(g, dtype=np.float64) - b for g, (b, s) in zip(returns, out, strict=True) if s]
+        if live:
+            flat = np.concatenate(live)
+            mean, scale = flat.mean(), 1.0 / (flat.std() + eps)
+            out = [(b + mean, scale) if s else (b, s) for b, s in out]
+    return out
+
+
+def group_advantages(returns: Sequence[Sequence[float]], estimator: str, eps: float = 1e-4) -> list[np.ndarray]:
+    """One advantage per episode, for groups of episode returns (each group: one seed)."""
+    terms = baselines_and_scales(returns, estimator, eps)
+    return [(np.asarray(r, dtype=np.float64) - b) * s for r, (b, s) in zip(returns, terms, strict=True)]
+
+
+def turn_advantages(rewards: Sequence[float], baseline: float, scale: float, credit: str) -> list[float]:
+    """The advantage of each turn of one episode.
+
+    ``episode``: every turn gets (R - b) * s. ``return_to_go``: turn t gets (G_t - b) * s with
+    G_t the rewards from turn t on, so a turn is not credited with rewards that came before it.
+    """
+    if credit == "episode":
+        return [float((np.sum(rewards) - baseline) * scale)] * len(rewards)
+    to_go = np.cumsum(np.asarray(rewards, dtype=np.float64)[::-1])[::-1]
+    return [float((g - baseline) * scale) for g in to_go]
+
+
+# ------------------------------------------------------------------------------ the loss
+@dataclasses.dataclass
+class Row:
+    """One policy turn to train on: its tokens, the sampling log-probs and per-token weights."""
+
+    turn: TurnTokens
+    advantage: float
+    weight: float  # the loss_agg weight of each of this row's tokens
+    episode: int  # index into the batch's trained episodes
+
+
+def build_rows(episodes: Sequence[Episode], advantages: Sequence[Sequence[float]], loss_agg: str,
+               norm_tokens: int) -> tuple[list[Row], int]:
+    """Rows (one per turn with completion tokens) and the number of empty turns skipped.
+
+    Weights implement the aggregation so that micro-batches can simply sum ``weight * loss``:
+    token-mean 1/N_tokens; seq-mean-token-mean 1/(N_episodes * n_tokens(episode));
+    seq-mean-token-sum-norm 1/(N_episodes * norm_tokens).
+    """
+    per_episode = []
+    empty = 0
+    for ep, adv in zip(episodes, advantages, strict=True):
+        assert ep.tokens is not None
+        turns = []
+        for turn, a in zip(ep.tokens, adv, strict=True):
+            if len(turn.completion_ids) == 0:
+                empty += 1
+                continue
+            turns.append((turn, a))
+        if turns:
+            per_episode.append(turns)
+    total_tokens = sum(len(t.completion_ids) for turns in per_episode for t, _ in turns)
+    rows: list[Row] = []
+    for index, turns in enumerate(per_episode):
+        n_tokens = sum(len(t.completion_ids) for t, _ in turns)
+        if loss_agg == "token-mean":
+            weight = 1.0 / total_tokens
+        elif loss_agg == "seq-mean-token-mean":
+            weight = 1.0 / (len(per_episode) * n_tokens)
+        else:
+            weight = 1.0 / (len(per_episode) * norm_tokens)
+        rows.extend(Row(turn, float(a), weight, index) for turn, a in turns)
+    return rows, empty
+
+
+def clipped_loss(new_logp: torch.Tensor, old_logp: torch.Tensor, advantages: torch.Tensor,
+                 epsilon: float, epsilon_high: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-token PPO-clipped surrogate loss and a 0/1 tensor of where clipping was active."""
+    ratio = torch.exp(new_logp - old_logp)
+    unclipped = ratio * advantages
+    clipped = ratio.clamp(1 - epsilon, 1 + epsilon_high) * advantages
+    loss = -torch.minimum(unclipped, clipped)
+    return loss, (clipped < unclipped).to(loss.dtype)
+
+
+def k3_kl(new_logp: torch.Tensor, ref_logp: torch.Tensor) -> torch.Tensor:
+    """Schulman's k3 estimator of KL(policy || reference) per sampled token (>= 0, unbiased)."""
+    delta = ref_logp - new_logp
+    return torch.exp(delta) - delta - 1
+
+
+# ------------------------------------------------------------------------------ the agent
+class GRPOAgent:
+    """GRPO / Dr. GRPO / RLOO / REINFORCE++ for language-model policies on text envs."""
+
+    def __init__(self, policy: LMPolicy, config: GRPOConfig, run: Run | None = None, seed: int = 0,
+                 answers: Sequence[str] | None = None):
+        """``answers`` (Wordle) pins the training answers; it overrides ``answer_pool`` and the split."""
+        self.policy = policy
+        self.config = config
+        self.run = run
+        self.seed = seed
+        self.answers = list(answers) if answers is not None else None
+        policy.sampling = SamplingConfig(config.temperature, config.top_p, config.max_new_tokens)
+
+    # -- public interface -----------------------------------------------------------------
+    def learn(self, env: str | Callable[[], gym.Env], budget: int | None = None, demos: Any = None,
+              callback: Callable[[int, dict[str, float]], None] | None = None,
+              resume_from: str | Path | None = None) -> dict[str, float]:
+        """Train for ``budget`` iterations (default ``config.iterations``).
+
+        ``env`` is an env id or a zero-argument function building the env (e.g.
+        ``agents.evaluate.make_env_fn(env_id, env_kwargs)``). ``demos`` is not used.
+        """
+        cfg = self.config
+        make_env = _as_make_env(env)
+        budget = budget or cfg.iterations
+        policy = self.policy
+        pool = self.answers if self.answers is not None else train_answers(make_env, cfg)[0]
+
+        if cfg.beta > 0 and policy.lora is None and policy._reference_model is None:
+            # Snapshot before any update. (Resuming full fine-tuning re-snapshots the checkpoint.)
+            policy.freeze_reference()
+        params = policy.trainable_parameters()
+        optimizer = torch.optim.AdamW(params, lr=cfg.learning_rate, weight_decay=cfg.weight_decay,
+                                      betas=(0.9, 0.99), fused=policy.device.type == "cuda")
+        iteration, optimizer_steps, env_steps = 0, 0, 0
+        if resume_from is not None:
+            state = torch.load(Path(resume_from) / TRAINER_STATE, map_location="cpu", weights_only=True)
+            optimizer.load_state_dict(state["optimizer"])
+            iteration, optimizer_steps = int(state["iteration"]), int(state["optimizer_steps"])
+            env_steps = int(state["env_steps"])
+            torch.set_rng_state(state["torch_rng"])
+            if torch.cuda.is_available() and state.get("cuda_rng"):
+                torch.cuda.set_rng_state_all(state["cuda_rng"])
+
+        bar = tqdm(total=budget, initial=iteration, desc="grpo", unit="it", file=sys.stderr, disable=None)
+        metrics: dict[str, float] = {}
+        while iteration < budget:
+            # 1. collect ------------------------------------------------------------------
+            started = time.perf_counter()
+            specs = self.prompt_specs(iteration, pool)
+            episodes = play_episodes(make_env, policy, specs, deterministic=False,
+                                     batch_size=cfg.rollout_batch_size or len(specs))
+            generation_s = time.perf_counter() - started
+            env_steps += sum(e.length for e in episodes)
+            if any(e.tokens is None for e in episodes):
+                raise RuntimeError("the policy did not record its sampled tokens (policy.last_tokens); "
+                                   "GRPO needs an LMPolicy")
+
+            # 2. advantages ---------------------------------------------------------------
+            started = time.perf_counter()
+            groups, rollout_metrics = self.make_groups(episodes)
+            returns = [[episodes[i].return_ for i in g] for g in groups]
+            terms = baselines_and_scales(returns, cfg.estimator, cfg.adv_eps)
+            trained: list[Episode] = []
+            trained_adv: list[list[float]] = []
+            notes: dict[int, dict[str, Any]] = {}
+            for g, (members, (baselines, scale)) in enumerate(zip(groups, terms, strict=True)):
+                for i, baseline in zip(members, baselines, strict=True):
+                    ep = episodes[i]
+                    per_turn = turn_advantages(ep.rewards, float(baseline), scale, cfg.turn_credit)
+                    notes[i] = {"group": g, "advantage": float((ep.return_ - baseline) * scale),
+                                "turn_advantages": per_turn, "trained": scale != 0}
+                    if scale != 0:  # all-equal groups carry no signal: skipped (counted in make_groups)
+                        trained.append(ep)
+                        trained_adv.append(per_turn)
+            rows, empty_rows = build_rows(trained, trained_adv, cfg.loss_agg,
+                                          cfg.loss_norm_tokens or cfg.max_new_tokens)
+
+            # 3. update -------------------------------------------------------------------
+            update_metrics = {"train/empty_rows": float(empty_rows)}
+            if rows:
+                epochs = []
+                for _ in range(cfg.mu):
+                    lr = cfg.learning_rate * min(1.0, (optimizer_steps + 1) / max(cfg.warmup_steps, 1))
+                    for group in optimizer.param_groups:
+                        group["lr"] = lr
+                    epochs.append(self.update(rows, optimizer, params))
+                    optimizer_steps += 1
+                # Averaged over the mu steps (the first one is on-policy: ratio 1, no clipping).
+                update_metrics |= {k: float(np.mean([e[k] for e in epochs])) for k in epochs[0]}
+                update_metrics["train/lr"] = lr
+            update_s = time.perf_counter() - started
+            iteration += 1
+            bar.update(1)
+
+            # 4. log ----------------------------------------------------------------------
+            metrics = {**rollout_metrics, **update_metrics,
+                       "rollout/generation_s": generation_s, "train/update_s": update_s,
+                       "train/iteration": float(iteration), "train/optimizer_steps": float(optimizer_steps),
+                       "train/trained_episodes": float(len(trained)), "train/trained_tokens":
+                       float(sum(len(r.turn.completion_ids) for r in rows))}
+            self._log(metrics, env_steps)
+            bar.set_postfix(ret=f"{metrics['rollout/return_mean']:.3f}", refresh=False)
+            if self.run is not None and cfg.log_episodes:
+                self.run.log_episodes(self.annotate(episodes, notes, iteration))
+            if callback is not None:
+                callback(iteration, metrics)
+            if self.run is not None and iteration % cfg.save_every == 0 and iteration < budget:
+                self._save_checkpoint(optimizer, iteration, optimizer_steps, env_steps)
+        bar.close()
+        policy.model.eval()
+        if self.run is not None:
+            policy.save(self.run.final_dir)
+        return metrics
+
+    def prompt_specs(self, iteration: int, pool: Sequence[str] | None) -> list[EpisodeSpec]:
+        """``group_size`` copies of each of ``prompts_per_step`` specs; seeded by (seed, iteration)
+        so a resumed run draws the same prompts without storing generator state."""
+        cfg = self.config
+        rng = np.random.default_rng([self.seed, iteration])
+        seeds = rng.integers(0, 2**31 - 1, size=cfg.prompts_per_step)
+        specs = []
+        for s in seeds:
+            options = {"answer": pool[int(rng.integers(len(pool)))]} if pool else {}
+            specs += [EpisodeSpec(seed=int(s), options=options)] * cfg.group_size
+        return specs
+
+    def make_groups(self, episodes: Sequence[Episode]) -> tuple[list[list[int]], dict[str, float]]:
+        """Episode indices per group (finite returns only) and the rollout metrics."""
+        g_size = self.config.group_size
+        finite = [all(math.isfinite(r) for r in e.rewards) for e in episodes]
+        groups, zero_adv, dropped = [], 0, 0
+        for start in range(0, len(episodes), g_size):
+            members = [i for i in range(start, min(start + g_size, len(episodes))) if finite[i]]
+            if len(members) < 2:
+                dropped += 1
+                continue
+            returns = [episodes[i].return_ for i in members]
+            zero_adv += int(max(returns) == min(returns))
+            groups.append(members)
+        ok = [e for e, f in zip(episodes, finite, strict=True) if f]
+        turns = [t for e in episodes for t in (e.tokens or ())]
+        eos = set(self.policy._stop_ids())
+        metrics = {
+            "rollout/episodes": float(len(episodes)),
+            "rollout/return_mean": float(np.mean([e.return_ for e in ok])) if ok else math.nan,
+            "rollout/return_std": float(np.std([e.return_ for e in ok])) if ok else math.nan,
+            "rollout/length_mean": float(np.mean([e.length for e in episodes])) if episodes else 0.0,
+            "rollout/nonfinite_rewards": float(len(episodes) - len(ok)),
+            "rollout/zero_adv_groups": float(zero_adv),
+            "rollout/dropped_groups": float(dropped),
+            "rollout/completion_tokens_mean": float(np.mean([len(t.completion_ids) for t in turns])) if turns else 0.0,
+            "rollout/unfinished_frac": float(np.mean([not t.completion_ids or t.completion_ids[-1] not in eos
+                                                      for t in turns])) if turns else 0.0,
+        }
+        wins = [e.info["won"] for e in ok if "won" in e.info]
+        if wins:
+            metrics["rollout/win_rate"] = float(np.mean(wins))
+        for name in sorted({k for e in ok for k in e.reward_terms}):
+            metrics[f"rollout/reward_{name}"] = float(np.mean([e.reward_terms.get(name, 0.0) for e in ok]))
+        return groups, metrics
+
+    def update(self, rows: Sequence[Row], optimizer: torch.optim.Optimizer,
+               params: Sequence[torch.nn.Parameter]) -> dict[str, float]:
+        """One optimizer step over all rows (micro-batched, gradients accumulated)."""
+        cfg = self.config
+        policy = self.policy
+        eps_high = cfg.epsilon_high if cfg.epsilon_high is not None else cfg.epsilon
+        temperature = policy.sampling.temperature
+        # Dropout off: on-policy ratios must be exactly 1 for the clip to mean anything.
+        policy.model.eval()
+        optimizer.zero_grad(set_to_none=True)
+        sums = {"loss": 0.0, "kl": 0.0, "clip": 0.0, "entropy": 0.0, "ratio": 0.0}
+        tokens = 0
+        for start in range(0, len(rows), cfg.micro_batch_size):
+            chunk = rows[start : start + cfg.micro_batch_size]
+            batch = policy.batch_turns([r.turn for r in chunk])
+            mask = batch["loss_mask"].to(policy.device, torch.float32)
+            # Sampling log-probs and per-token advantage / weight, aligned with input_ids.
+            old = torch.zeros_like(mask)
+            adv = torch.zeros_like(mask)
+            weight = torch.zeros_like(mask)
+            for k, r in enumerate(chunk):
+                begin = len(r.turn.prompt_ids)
+                end = begin + len(r.turn.completion_ids)
+                old[k, begin:end] = torch.tensor(r.turn.logprobs, dtype=torch.float32)
+                adv[k, begin:end] = r.advantage
+                weight[k, begin:end] = r.weight
+            new = policy.token_logprobs(batch["input_ids"], batch["attention_mask"], temperature)
+            loss_tokens, clipped = clipped_loss(new, old, adv, cfg.epsilon, eps_high)
+            kl = torch.zeros_like(new)
+            if cfg.beta > 0:
+                with torch.no_grad(), policy.reference():
+                    ref = policy.token_logprobs(batch["input_ids"], batch["attention_mask"], temperature)
+                kl = k3_kl(new, ref) * mask
+                loss_tokens = loss_tokens + cfg.beta * kl
+            loss = (loss_tokens * weight * mask).sum()
+            loss.backward()
+            with torch.no_grad():
+                sums["loss"] += float(loss)
+                sums["kl"] += float((kl * mask).sum())
+                sums["clip"] += float((clipped * mask).sum())
+                sums["entropy"] += float(-(old * mask).sum())
+                sums["ratio"] += float((torch.exp(new - old) * mask).sum())
+                tokens += int(mask.sum())
+        grad_norm = float(torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm))
+        if math.isfinite(grad_norm):
+            optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        n = max(tokens, 1)
+        return {"train/loss": sums["loss"], "train/kl": sums["kl"] / n, "train/clip_frac": sums["clip"] / n,
+                "train/entropy": sums["entropy"] / n, "train/ratio_mean": sums["ratio"] / n,
+                "train/grad_norm": grad_norm, "train/nonfinite_grad": float(not math.isfinite(grad_norm))}
+
+    def annotate(self, episodes: Sequence[Episode], notes: dict[int, dict[str, Any]],
+                 iteration: int) -> list[Episode]:
+        """Episodes with what was trained on: advantages and per-turn loss masks (over
+        prompt + completion ids; ``tokens`` holds the ids and sampling log-probs)."""
+        out = []
+        for i, ep in enumerate(episodes):
+            note = notes.get(i, {"trained": False, "skip_reason": "non-finite reward or group too small"})
+            masks = [[0] * len(t.prompt_ids) + [int(note["trained"])] * len(t.completion_ids)
+                     for t in ep.tokens or ()]
+            out.append(dataclasses.replace(ep, info={**ep.info, "grpo": {"iteration": iteration, **note,
+                                                                          "loss_mask": masks}}))
+        return out
+
+    def predict(self, obs: Any) -> Any:
+        actions, _ = self.policy.act([obs], deterministic=True)
+        return actions[0]
+
+    def save(self, directory: str | Path) -> None:
+        self.policy.save(directory)
+
+    # -- internals --------------------------------------------------------------------------
+    def _log(self, metrics: dict[str, float], step: int) -> None:
+        if self.run is not None:
+            self.run.log({k: v for k, v in metrics.items() if math.isfinite(v)}, step)
+
+    def _save_checkpoint(self, optimizer: torch.optim.Optimizer, iteration: int, optimizer_steps: int,
+                         env_steps: int) -> None:
+        assert self.run is not None
+        target = self.run.checkpoint_dir(iteration)
+        self.policy.save(target)
+        state = {"optimizer": optimizer.state_dict(), "iteration": iteration, "optimizer_steps": optimizer_steps,
+                 "env_steps": env_steps, "torch_rng": torch.get_rng_state(),
+                 "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
+        tmp = target / f".{TRAINER_STATE}.tmp"
+        torch.save(state, tmp)
+        os.replace(tmp, target / TRAINER_STATE)  # a checkpoint is resumable once this file exists
+        (target / "trainer_state.json").write_text(json.dumps({"iteration": iteration, "env_steps": env_steps}) + "\n")
+        self.run.prune_checkpoints(self.config.keep_checkpoints)
+
+
+def train_answers(make_env: Callable[[], gym.Env], cfg: GRPOConfig) -> tuple[list[str] | None, list[str]]:
+    """(answers to train on or None = the env's own draw, held-out answers) for Wordle-like envs.
+
+    ``answer_pool`` (a file) wins; otherwise ``train_answer_fraction < 1`` splits the env's
+    task list exactly as the sft agent does (same ``split_seed`` -> same held-out answers).
+    """
+    if cfg.answer_pool is not None:
+        path = Path(cfg.answer_pool)
+        if not path.is_file():
+            raise FileNotFoundError(f"answer_pool {str(path)!r} does not exist (one answer per line)")
+        words = [w.strip().lower() for w in path.read_text(encoding="utf-8").splitlines() if w.strip()]
+        if not words:
+            raise ValueError(f"answer_pool {path} holds no answers")
+        return words, []
+    if cfg.train_answer_fraction >= 1:
+        return None, []
+    from agents.demos import split_answers
+
+    env = make_env()
+    try:
+        tasks = getattr(env.unwrapped, "all_tasks", None)
+        if tasks is None:
+            raise ValueError("train_answer_fraction < 1 needs an env with a task list (Wordle)")
+        answers = [t["answer"] for t in tasks()]
+    finally:
+        env.close()
+    return split_answers(answers, cfg.train_answer_fraction, cfg.split_seed)
+
+
+def _as_make_env(env: str | Callable[[], gym.Env]) -> Callable[[], gym.Env]:
+    if isinstance(env, str):
+        from agents.evaluate import make_env_fn
+
+        return make_env_fn(env, {})
+    if not callable(env):
+        raise TypeError("env must be an env id or a function that builds the env (make_env_fn(env_id, kwargs))")
+    return env
