@@ -93,7 +93,7 @@ class WordleEnv(gym.Env):
     be passed as ``answers=``/``allowed=`` paths.
     """
 
-    metadata: ClassVar[dict[str, Any]] = {"render_modes": ["ansi", "human"]}
+    metadata: ClassVar[dict[str, Any]] = {"render_modes": ["ansi", "human"], "render_fps": 1}
 
     def __init__(
         self,
@@ -121,7 +121,9 @@ class WordleEnv(gym.Env):
         self.max_guesses = max_guesses
         self.max_invalid = max_invalid
         self.render_mode = render_mode
-        self.observation_space = spaces.Text(max_length=MAX_PROMPT_CHARS, min_length=0, charset=TEXT_CHARSET)
+        # The rules take ~1 kB; each past guess adds one history line (< 40 characters).
+        prompt_chars = max(MAX_PROMPT_CHARS, 1536 + 48 * max_guesses)
+        self.observation_space = spaces.Text(max_length=prompt_chars, min_length=0, charset=TEXT_CHARSET)
         self.action_space = spaces.Text(max_length=MAX_ACTION_CHARS, min_length=0, charset=TEXT_CHARSET)
         self._patterns: np.ndarray | None = None
         self._answer: str | None = None

@@ -74,7 +74,7 @@ def read_word_list(source: str | Path | Sequence[str], name: str) -> list[str]:
         if not path.is_file():
             raise LexiconError(f"{name} word list {str(path)!r} does not exist")
         try:
-            lines = path.read_text(encoding="utf-8").splitlines()
+            lines = path.read_text(encoding="utf-8-sig").splitlines()  # tolerate a BOM
         except UnicodeDecodeError as err:
             raise LexiconError(f"{path}: not UTF-8 text ({err})") from err
         words = [

@@ -26,6 +26,15 @@ from envs.wordle.lexicon import Lexicon
 # (1,3,1,1) 3.4225 in ~21 s.
 DEFAULT_WIDTHS = (1, 3, 1, 1)
 OPENER_CANDIDATES = 5
+# Openers the search below chose, keyed by (lexicon digest, hard mode), so a fresh machine
+# skips the ~30 s search for the two lexicons everyone uses. Recompute one with
+# ``WordleSolver(lexicon, hard_mode).search_opener()``; an unknown lexicon is searched once
+# and cached on disk.
+KNOWN_OPENERS = {
+    ("c7e2ce7dc7b4f092", False): "salet",  # official NYT answers + allowed guesses
+    ("c7e2ce7dc7b4f092", True): "salet",
+    ("fb2baae455c0fcd9", False): "tarse",  # the package's default lexicon
+}
 _N_LOG_N = np.zeros(1 << 16)
 _N_LOG_N[1:] = np.arange(1, 1 << 16) * np.log2(np.arange(1, 1 << 16))
 
@@ -122,8 +131,10 @@ class WordleSolver:
 
     @functools.cached_property
     def opener(self) -> str:
-        """The first guess: of the top few by the ranking, the one whose greedy game tree needs
-        the fewest guesses on average. Computed once per lexicon and cached on disk."""
+        """The first guess: a known one for this lexicon, else cached on disk, else searched."""
+        known = KNOWN_OPENERS.get((self.lexicon.digest, self.hard_mode))
+        if known is not None and known in self.lexicon.allowed_index:
+            return known
         path = cache_dir() / f"wordle-opener-{self.lexicon.digest}-{int(self.hard_mode)}.txt"
         try:
             word = path.read_text().strip()
@@ -131,6 +142,17 @@ class WordleSolver:
                 return word
         except OSError:
             pass
+        word = self.search_opener()
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(word + "\n")
+        except OSError:
+            pass
+        return word
+
+    def search_opener(self) -> str:
+        """Of the top few first guesses by the ranking, the one whose greedy game tree needs
+        the fewest guesses on average."""
         alive = np.arange(len(self.lexicon.answers))
         shortlist = [self.lexicon.allowed[int(r)] for r in self._ranked(alive, None)[:OPENER_CANDIDATES]]
         greedy = WordleSolver(self.lexicon, self.hard_mode, widths=(1,))
@@ -138,13 +160,7 @@ class WordleSolver:
         for word in shortlist:
             greedy.__dict__["opener"] = word
             scores[word] = greedy.guess_counts().mean()
-        word = min(shortlist, key=scores.__getitem__)
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(word + "\n")
-        except OSError:
-            pass
-        return word
+        return min(shortlist, key=scores.__getitem__)
 
     def choose(self, history: Sequence[tuple[str, Sequence[int]]]) -> str:
         """The solver's next guess after ``history`` (a list of (word, marks))."""
