@@ -167,6 +167,23 @@ def test_multi_turn_rows_train_only_the_sampled_completion_ids() -> None:
     assert all(math.isclose(r.weight, 1 / total) for r in rows)
 
 
+def test_multi_turn_episodes_train_every_policy_turn_with_returns_to_go(tmp_path) -> None:
+    seen: list[dict[str, float]] = []
+    run = Run(tmp_path, tensorboard=False)
+    config = small_config(iterations=1, prompts_per_step=3, turn_credit="return_to_go", estimator="dr_grpo")
+    GRPOAgent(tiny_policy(), config, run=run, seed=0).learn(
+        make_target_env(turns=3, target=LETTERS), callback=lambda i, m: seen.append(m))
+    episodes = list(read_episodes(run.episodes_path))
+    trained = [e for e in episodes if e.info["grpo"]["trained"]]
+    assert trained and seen[0]["train/trained_tokens"] == sum(
+        len(t.completion_ids) for e in trained for t in e.tokens or ())
+    for e in trained:
+        to_go = np.cumsum(e.rewards[::-1])[::-1]
+        advantages = e.info["grpo"]["turn_advantages"]
+        # dr_grpo: A_t = G_t - mean of the group's episode returns, the same baseline every turn.
+        np.testing.assert_allclose(np.asarray(advantages) - to_go, advantages[0] - to_go[0], atol=1e-9)
+
+
 @pytest.mark.parametrize("loss_agg", ["seq-mean-token-mean", "seq-mean-token-sum-norm"])
 def test_sequence_aggregations_weight_each_episode_equally(loss_agg: str) -> None:
     def turn(n: int) -> TurnTokens:
@@ -280,4 +297,15 @@ def test_tiny_run_raises_reward_on_a_text_bandit() -> None:
     GRPOAgent(tiny_policy(), config, seed=0).learn(
         make_target_env(target="a"), callback=lambda i, m: returns.append(m["rollout/return_mean"]))
     first, last = float(np.mean(returns[:10])), float(np.mean(returns[-10:]))
+    print(f"toy bandit mean return: first 10 iterations {first:.3f}, last 10 {last:.3f}")
     assert first < 0.3 and last > 0.8, (first, last)
+
+
+def test_same_seed_same_run_on_cpu() -> None:
+    def returns() -> list[float]:
+        out: list[float] = []
+        GRPOAgent(tiny_policy(), small_config(iterations=3, prompts_per_step=3), seed=5).learn(
+            make_target_env(target=LETTERS), callback=lambda i, m: out.append(m["rollout/return_mean"]))
+        return out
+
+    assert returns() == returns()
