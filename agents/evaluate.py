@@ -51,8 +51,10 @@ def make_env_fn(env_id: str, env_kwargs: dict[str, Any]):
     return make
 
 
-def episode_specs(env: gym.Env, episodes: str | int, seed: int) -> list[EpisodeSpec]:
+def episode_specs(env: gym.Env, episodes: str | int | Sequence[EpisodeSpec], seed: int) -> list[EpisodeSpec]:
     """``all`` asks the env for its full task list (Wordle: every answer once, in order)."""
+    if isinstance(episodes, Sequence) and not isinstance(episodes, str):
+        return list(episodes)
     if str(episodes) == "all":
         tasks = getattr(env.unwrapped, "all_tasks", None)
         if tasks is None:
@@ -87,7 +89,7 @@ def evaluate(
     policy: Policy | str,
     *,
     env_kwargs: dict[str, Any] | None = None,
-    episodes: int | str = 100,
+    episodes: int | str | Sequence[EpisodeSpec] = 100,
     seed: int = 0,
     batch_size: int = 64,
     deterministic: bool = True,

@@ -14,10 +14,14 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
-from tokenizers import Tokenizer, decoders, models
+from tokenizers import AddedToken, Tokenizer, decoders, models
 from transformers import PreTrainedTokenizerBase, PreTrainedTokenizerFast
 
 PAD, UNK, BOS, END_OF_TURN = "<pad>", "<unk>", "<bos>", "<|end|>"
+# The output-format tags every env asks for are one token each (ordinary tokens: they stay in
+# decoded text). A Wordle answer becomes 10 tokens instead of 36, which is most of a training
+# sequence for the compact prompt.
+FORMAT_TAGS: tuple[str, ...] = ("<think>", "</think>", "<guess>", "</guess>")
 SYSTEM, USER, ASSISTANT = "<|system|>", "<|user|>", "<|assistant|>"
 SPECIAL_TOKENS: tuple[str, ...] = (PAD, UNK, BOS, END_OF_TURN, SYSTEM, USER, ASSISTANT)
 
@@ -54,7 +58,7 @@ def build_char_tokenizer(model_max_length: int = 2048) -> PreTrainedTokenizerFas
 
     ``eos_token`` is the end-of-turn marker, so ``generate`` stops where an assistant turn ends.
     """
-    vocab = {token: index for index, token in enumerate(SPECIAL_TOKENS + CHARACTERS)}
+    vocab = {token: index for index, token in enumerate(SPECIAL_TOKENS + CHARACTERS + FORMAT_TAGS)}
     backend = Tokenizer(models.BPE(vocab=vocab, merges=[], unk_token=UNK))
     backend.decoder = decoders.Fuse()  # join characters back without separators
     tokenizer = PreTrainedTokenizerFast(
@@ -68,6 +72,7 @@ def build_char_tokenizer(model_max_length: int = 2048) -> PreTrainedTokenizerFas
         model_max_length=model_max_length,
     )
     tokenizer.padding_side = "left"  # batched generation continues from the right edge
+    tokenizer.add_tokens([AddedToken(tag, normalized=False) for tag in FORMAT_TAGS])
     return tokenizer
 
 

@@ -1,0 +1,121 @@
+"""Demonstration sources: JSONL conversations, HH-RLHF parsing, Wordle solver games, answer split."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from agents.demos import (
+    DataError,
+    hh_conversations,
+    parse_hh,
+    read_conversations_jsonl,
+    split_answers,
+    wordle_solver_conversations,
+)
+from envs.wordle import feedback, parse_guess, parse_history
+
+SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "data"
+
+
+def write_lines(path: Path, lines: list[str]) -> Path:
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def test_jsonl_reads_messages_and_prompt_completion(tmp_path: Path) -> None:
+    path = write_lines(tmp_path / "d.jsonl", [
+        json.dumps({"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}]}),
+        "",
+        json.dumps({"prompt": "2+2?", "completion": "4"}),
+    ])
+    assert read_conversations_jsonl(path) == [
+        [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}],
+        [{"role": "user", "content": "2+2?"}, {"role": "assistant", "content": "4"}],
+    ]
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("{not json", "d.jsonl:2: not valid JSON"),
+        (json.dumps({"messages": [{"role": "user", "content": "only a question"}]}), "d.jsonl:2: the conversation has no assistant turn"),
+        (json.dumps({"messages": [{"role": "robot", "content": "x"}]}), "d.jsonl:2: message 0 has role 'robot'"),
+        (json.dumps({"text": "x"}), "d.jsonl:2: expected 'messages' or 'prompt'+'completion'"),
+        (json.dumps([1, 2]), "d.jsonl:2: expected a JSON object"),
+    ],
+)
+def test_jsonl_errors_name_the_line(tmp_path: Path, line: str, message: str) -> None:
+    good = json.dumps({"prompt": "a", "completion": "b"})
+    path = write_lines(tmp_path / "d.jsonl", [good, line])
+    with pytest.raises(DataError) as err:
+        read_conversations_jsonl(path)
+    assert message in str(err.value)
+
+
+def test_empty_jsonl_is_an_error(tmp_path: Path) -> None:
+    path = tmp_path / "d.jsonl"
+    path.write_text("\n\n")
+    with pytest.raises(DataError, match="empty"):
+        read_conversations_jsonl(path)
+
+
+def test_parse_hh_multi_turn() -> None:
+    text = "\n\nHuman: Hi there\n\nAssistant: Hello!\n\nHuman: How are you?\n\nAssistant: Fine, thanks."
+    assert parse_hh(text) == [
+        {"role": "user", "content": "Hi there"},
+        {"role": "assistant", "content": "Hello!"},
+        {"role": "user", "content": "How are you?"},
+        {"role": "assistant", "content": "Fine, thanks."},
+    ]
+    with pytest.raises(DataError):
+        parse_hh("no speakers here")
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.lists(st.text(alphabet=st.characters(blacklist_characters="\n", blacklist_categories=("Cs",)), min_size=1, max_size=30)
+                .map(str.strip).filter(bool), min_size=1, max_size=6))
+def test_parse_hh_round_trips_rendered_turns(turns: list[str]) -> None:
+    speakers = ["Human", "Assistant"]
+    text = "".join(f"\n\n{speakers[i % 2]}: {t}" for i, t in enumerate(turns))
+    parsed = parse_hh(text)
+    assert [m["content"] for m in parsed] == turns
+    assert [m["role"] for m in parsed] == [("user", "assistant")[i % 2] for i in range(len(turns))]
+
+
+@pytest.mark.skipif(not (SHARED / "hh").is_dir(), reason=f"HH sample not found at {SHARED / 'hh'}")
+def test_hh_sample_parses_with_assistant_turns() -> None:
+    conversations = hh_conversations(SHARED / "hh" / "harmless-base-test-500.jsonl")
+    assert len(conversations) >= 450
+    assert all(any(m["role"] == "assistant" for m in c) for c in conversations)
+    assert any(sum(m["role"] == "assistant" for m in c) >= 2 for c in conversations)
+
+
+def test_split_is_deterministic_disjoint_and_complete() -> None:
+    words = [f"w{i:04d}" for i in range(100)]
+    train, held = split_answers(words, 0.8, seed=3)
+    assert (train, held) == split_answers(words, 0.8, seed=3)
+    assert len(train) == 80 and len(held) == 20
+    assert set(train).isdisjoint(held) and set(train) | set(held) == set(words)
+    assert split_answers(words, 0.8, seed=4) != (train, held)
+
+
+def test_solver_demonstrations_replay_the_real_game() -> None:
+    answers = ["crane", "slate", "eagle", "tried", "abbey", "geese", "lolly", "hello", "trace", "allee"]
+    conversations = wordle_solver_conversations({"answers": answers, "prompt_style": "compact"}, answers[:4])
+    assert conversations
+    games = 0
+    for conversation in conversations:
+        user, assistant = conversation
+        history = parse_history(user["content"])
+        guess = parse_guess(assistant["content"]).word
+        assert guess is not None and guess in answers
+        # Every history line is real feedback against one consistent answer.
+        possible = [a for a in answers if all(feedback(g, a) == m for g, m in history)]
+        assert possible, "the prompt's feedback contradicts every answer"
+        games += not history
+    assert games == 4  # one opening turn per game

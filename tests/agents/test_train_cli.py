@@ -1,0 +1,100 @@
+"""The real training CLI end to end with a tiny budget, its config rules and its errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+from agents.config import RunConfig
+from agents.sft import SFTConfig
+from agents.train import DEFAULTS, build_parser, resolve_config
+
+ROOT = Path(__file__).resolve().parents[2]
+ANSWERS = ["crane", "slate", "pious", "ghost", "lemon", "brick", "eagle", "tried", "abbey", "geese"]
+TINY = "{hidden_size: 32, num_hidden_layers: 1, intermediate_size: 64, num_attention_heads: 2, num_key_value_heads: 2}"
+
+
+def run_cli(*args: str, timeout: int = 300) -> subprocess.CompletedProcess:
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.run([sys.executable, "-m", "agents.train", *args], capture_output=True, text=True,
+                          timeout=timeout, cwd=ROOT, env=env)
+
+
+def test_cli_smoke_trains_evaluates_and_fills_the_run_folder(tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    result = run_cli("--env", "Wordle-v0", "--env-kwargs", json.dumps({"answers": ANSWERS}),
+                     "--set", "max_steps=6", "--set", "batch_size=4", "--set", f"model_config={TINY}",
+                     "--set", "eval_every=3", "--set", "save_every=3", "--set", "train_answer_fraction=0.8",
+                     "--run-dir", str(run_dir))
+    assert result.returncode == 0, result.stderr
+    config = yaml.safe_load((run_dir / "config.yaml").read_text())
+    assert config["sft"]["max_steps"] == 6 and config["env_kwargs"]["answers"] == ANSWERS
+    assert (run_dir / "final" / "policy.json").is_file()
+    report = json.loads((run_dir / "eval.json").read_text())
+    assert report["all"]["episodes"] == len(ANSWERS)
+    assert report["held_out"]["episodes"] == 2  # 20% of 10 answers
+    assert 0.0 <= report["all"]["win_rate"] <= 1.0
+    assert "evaluation: all" in result.stdout and "win_rate" in result.stdout
+    assert list(run_dir.glob("events.out.tfevents.*"))
+    lines = (run_dir / "eval_episodes.jsonl").read_text().splitlines()
+    assert len(lines) == len(ANSWERS)
+
+    # The trained checkpoint evaluates through the evaluate CLI with the same JSON summary.
+    evaluated = subprocess.run(
+        [sys.executable, "-m", "agents.evaluate", "--env", "Wordle-v0", "--env-kwargs",
+         json.dumps({"answers": ANSWERS, "prompt_style": "compact"}), "--policy", str(run_dir / "final"),
+         "--episodes", "all", "--json"], capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert evaluated.returncode == 0, evaluated.stderr
+    summary = json.loads(evaluated.stdout)
+    assert summary["episodes"] == len(ANSWERS) and set(summary) >= {"win_rate", "mean_guesses", "invalid_actions"}
+
+    # Resuming a finished run does nothing and says so.
+    again = run_cli("--resume", str(run_dir))
+    assert again.returncode == 0 and "already finished" in again.stdout
+
+
+def test_cli_errors_are_one_line_and_write_nothing(tmp_path: Path) -> None:
+    cases = [
+        (["--set", "max_stepz=3"], "unknown key(s) max_stepz"),
+        (["--set", "seed=abc"], "config.seed: expected an integer"),
+        (["--env-kwargs", "{bad"], "--env-kwargs is not valid JSON"),
+        (["--env", "Nope-v0"], "unknown env 'Nope-v0'"),
+        (["--init", str(tmp_path)], "policy.json is missing"),
+        (["--set", f"data={tmp_path / 'missing.jsonl'}"], "does not exist"),
+    ]
+    for args, message in cases:
+        run_dir = tmp_path / "never"
+        result = run_cli(*args, "--env-kwargs", json.dumps({"answers": ANSWERS}), "--run-dir", str(run_dir)) \
+            if "--env-kwargs" not in args else run_cli(*args, "--run-dir", str(run_dir))
+        assert result.returncode == 2, (args, result.stderr)
+        errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+        assert len(errors) == 1 and message in errors[0], (args, result.stderr)
+        assert not run_dir.exists()
+
+
+def test_malformed_demonstration_file_names_its_line(tmp_path: Path) -> None:
+    data = tmp_path / "demos.jsonl"
+    data.write_text(json.dumps({"prompt": "a", "completion": "b"}) + "\n{oops\n")
+    result = run_cli("--set", f"data={data}", "--run-dir", str(tmp_path / "run"))
+    assert result.returncode == 2
+    assert f"{data}:2: not valid JSON" in result.stderr
+
+
+def test_wordle_sft_yaml_spells_out_the_embedded_defaults() -> None:
+    args = build_parser().parse_args(["--config", str(ROOT / "configs" / "wordle_sft.yaml")])
+    from_yaml = resolve_config(args)[2]
+    embedded = resolve_config(build_parser().parse_args([]))[2]
+    assert from_yaml == embedded
+    assert embedded["env_kwargs"] == DEFAULTS["env_kwargs"]
+    assert embedded["sft"]["max_steps"] == SFTConfig().max_steps and embedded["seed"] == RunConfig().seed
+
+
+def test_help_lists_envs_agents_and_keys() -> None:
+    text = build_parser().format_help()
+    for needle in ("Wordle-v0", "sft", "max_steps", "train_answer_fraction", "--resume", "--set"):
+        assert needle in text
