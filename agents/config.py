@@ -43,7 +43,7 @@ class RunConfig:
     """Run-level settings shared by every agent."""
 
     env: str = field("Wordle-v0", help="registered env id")
-    agent: str = field("sft", help="agent: sft | grpo | trpo | filtered")
+    agent: str = field("sft", help="agent: sft | grpo")
     env_kwargs: dict[str, Any] = field(default_factory=dict, help="env constructor kwargs")
     seed: int = field(0, help="the one seed: model init, data order, sampling and env episodes")
     device: str | None = field(None, help="torch device (default: cuda when available, else cpu)")

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -30,7 +29,7 @@ from agents.config import (
 from agents.demos import DataError
 from agents.run import Run
 
-AGENTS = ("sft",)
+AGENTS = ("sft", "grpo")
 
 # Built-in defaults beyond the dataclasses: the tiny default model reads the compact prompt.
 DEFAULTS: dict[str, Any] = {"env_kwargs": {"prompt_style": "compact"}}
@@ -41,6 +40,10 @@ def agent_config_class(agent: str) -> type:
         from agents.sft import SFTConfig
 
         return SFTConfig
+    if agent == "grpo":
+        from agents.grpo import GRPOConfig
+
+        return GRPOConfig
     raise ConfigError(f"unknown agent {agent!r}; available: {', '.join(AGENTS)}")
 
 
@@ -79,28 +82,33 @@ def resolve_config(args: argparse.Namespace) -> tuple[RunConfig, Any, dict[str, 
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from agents.grpo import GRPOConfig
     from agents.sft import SFTConfig
 
     def options(cls: type) -> str:
         return "\n".join(f"  {k:<24} {v}" for k, v in field_help(cls).items())
 
-    epilog = textwrap.dedent("""\
-        envs: Wordle-v0 (also GSM8K-v0, HumanoidMimic-v0 where their agents exist)
-        agents: {agents}
-
-        run-level keys (--set key=value or top level of --config):
-        {run}
-
-        sft keys (--set key=value, or under 'sft:' in --config):
-        {sft}
-
-        examples:
-          python -m agents.train --env Wordle-v0
-          python -m agents.train --env Wordle-v0 --env-kwargs '{{"answers": "answers.txt", "allowed": "allowed.txt"}}'
-          python -m agents.train --config configs/wordle_sft.yaml --set max_steps=200 --set train_answer_fraction=0.8
-          python -m agents.train --resume runs/Wordle-v0__sft__0__20260101-120000
-        """).format(agents=", ".join(AGENTS), run=options(RunConfig).strip(), sft=options(SFTConfig).strip())
-    epilog = epilog.replace("        ", "", 0)
+    sections = [
+        "envs: Wordle-v0 (GSM8K-v0 and HumanoidMimic-v0 train once their agents land)",
+        f"agents: {', '.join(AGENTS)}",
+        "",
+        "run-level keys (--set key=value, or top level of --config):",
+        options(RunConfig),
+        "",
+        "sft keys (--set key=value, or under 'sft:' in --config):",
+        options(SFTConfig),
+        "",
+        "grpo keys (--set key=value, or under 'grpo:' in --config):",
+        options(GRPOConfig),
+        "",
+        "examples:",
+        "  python -m agents.train --env Wordle-v0",
+        """  python -m agents.train --env Wordle-v0 --env-kwargs '{"answers": "answers.txt", "allowed": "allowed.txt"}'""",
+        "  python -m agents.train --config configs/wordle_sft.yaml --set max_steps=200 --set train_answer_fraction=0.8",
+        "  python -m agents.train --config configs/wordle_grpo.yaml --init runs/<sft-run>/final",
+        "  python -m agents.train --resume runs/Wordle-v0__sft__0__20260101-120000",
+    ]
+    epilog = "\n".join(sections)
     parser = argparse.ArgumentParser(
         prog="python -m agents.train", description="Train an agent on an env, then evaluate it.",
         formatter_class=argparse.RawDescriptionHelpFormatter, epilog=epilog)
@@ -128,12 +136,12 @@ def make_policy(run_config: RunConfig, agent_config: Any, resume_dir: Path | Non
     if resume_dir is not None:
         return LMPolicy.load(resume_dir, device=run_config.device)
     if run_config.init:
-        return LMPolicy.load(run_config.init, device=run_config.device)
-    if run_config.model:
+        policy = LMPolicy.load(run_config.init, device=run_config.device)
+    elif run_config.model:
         policy = LMPolicy.from_pretrained(run_config.model, device=run_config.device)
     else:
         policy = LMPolicy.default(seed=run_config.seed, device=run_config.device, **agent_config.model_config)
-    if agent_config.lora_r > 0:
+    if agent_config.lora_r > 0 and policy.lora is None:
         policy.enable_lora(agent_config.lora_r, agent_config.lora_alpha, agent_config.lora_dropout,
                            agent_config.lora_targets)
     return policy
@@ -200,7 +208,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         if run_config.env not in gym.registry:
             raise ConfigError(f"unknown env {run_config.env!r}")
-        conversations, held_out = demonstrations(run_config, agent_config)
+        make_env = None
+        if run_config.agent == "grpo":
+            from agents.evaluate import make_env_fn
+            from agents.grpo import train_answers
+
+            make_env = make_env_fn(run_config.env, run_config.env_kwargs)
+            conversations, held_out = [], (train_answers(make_env, agent_config)[1] or None)
+        else:
+            conversations, held_out = demonstrations(run_config, agent_config)
         run_dir = Path(run_config.run_dir) if run_config.run_dir else Run.default_dir(
             run_config.env, run_config.agent, run_config.seed)
         resolved["run_dir"] = str(run_dir)
@@ -209,16 +225,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
 
-    from agents.sft import SFTAgent
-
     run = Run(run_dir, resolved)
-    print(f"run folder: {run.dir}\npolicy: {policy.num_parameters():,} parameters on {policy.device}; "
-          f"{len(conversations):,} demonstration conversations", file=sys.stderr)
+    data_note = f"; {len(conversations):,} demonstration conversations" if conversations else ""
+    print(f"run folder: {run.dir}\npolicy: {policy.num_parameters():,} parameters "
+          f"({policy.num_parameters(trainable_only=True):,} trainable) on {policy.device}{data_note}",
+          file=sys.stderr)
     if resume_dir is not None:
         print(f"resuming from {resume_dir}", file=sys.stderr)
-    agent = SFTAgent(policy, agent_config, run=run, seed=run_config.seed)
     try:
-        agent.learn(None, demos=conversations, resume_from=resume_dir)
+        if run_config.agent == "grpo":
+            from agents.grpo import GRPOAgent
+
+            GRPOAgent(policy, agent_config, run=run, seed=run_config.seed).learn(make_env, resume_from=resume_dir)
+        else:
+            from agents.sft import SFTAgent
+
+            SFTAgent(policy, agent_config, run=run, seed=run_config.seed).learn(
+                None, demos=conversations, resume_from=resume_dir)
     except KeyboardInterrupt:
         print(f"\ninterrupted; resume with: python -m agents.train --resume {run.dir}", file=sys.stderr)
         run.close()

@@ -396,6 +396,10 @@ class LMPolicy:
         Base weights are skipped only for a LoRA policy whose base came from ``from_pretrained``
         (recorded in ``base_weights`` and reloaded from there).
         """
+        from transformers.utils import logging as hf_logging
+
+        # A "Writing model shards" bar for every periodic checkpoint would drown the training bar.
+        hf_logging.disable_progress_bar()
         save_base = self.lora is None or self.base_weights is None
         with atomic_directory(directory) as staging:
             self.tokenizer.save_pretrained(staging / "tokenizer")

@@ -55,7 +55,7 @@ def test_merge_is_deep_for_sections() -> None:
 def test_read_yaml_errors_name_the_file(tmp_path) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text("env: [unclosed\n")
-    with pytest.raises(ConfigError, match="bad.yaml: not valid YAML"):
+    with pytest.raises(ConfigError, match=r"bad\.yaml: not valid YAML"):
         read_yaml(bad)
     listing = tmp_path / "list.yaml"
     listing.write_text("- a\n- b\n")

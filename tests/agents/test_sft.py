@@ -42,11 +42,7 @@ def test_loss_mask_covers_exactly_every_assistant_turn() -> None:
     data = TokenizedSet.build(policy, [conversation], max_length=512)
     ids, mask = data.ids[0], data.masks[0]
     end = tok.eos_token_id
-    expected_ids = ([tok.bos_token_id, tok.convert_tokens_to_ids("<|user|>")] + tok.convert_tokens_to_ids(list("ab"))
-                    + [end, tok.convert_tokens_to_ids("<|assistant|>")] + tok.convert_tokens_to_ids(list("cd")) + [end]
-                    + [tok.convert_tokens_to_ids("<|user|>")] + tok.convert_tokens_to_ids(["e"]) + [end]
-                    + [tok.convert_tokens_to_ids("<|assistant|>")]
-                    + tok.convert_tokens_to_ids(["<guess>", "f", "</guess>"]) + [end])
+    expected_ids = ([tok.bos_token_id, tok.convert_tokens_to_ids("<|user|>"), *tok.convert_tokens_to_ids(list("ab")), end, tok.convert_tokens_to_ids("<|assistant|>"), *tok.convert_tokens_to_ids(list("cd")), end, tok.convert_tokens_to_ids("<|user|>"), *tok.convert_tokens_to_ids(["e"]), end, tok.convert_tokens_to_ids("<|assistant|>"), *tok.convert_tokens_to_ids(["<guess>", "f", "</guess>"]), end])
     assert ids == expected_ids
     trained = [i for i, m in enumerate(mask) if m]
     # c d <|end|> (positions 6-8) and <guess> f </guess> <|end|> (positions 13-16)
