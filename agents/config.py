@@ -50,7 +50,7 @@ class RunConfig:
     model: str | None = field(None, help="Hugging Face checkpoint path or hub id (default: the built-in tiny model)")
     init: str | None = field(None, help="start from this checkpoint directory (e.g. runs/<sft>/final)")
     run_dir: str | None = field(None, help="run folder (default: runs/<env>__<agent>__<seed>__<time>)")
-    eval_episodes: str = field("all", help="episodes for the final evaluation: a number or 'all'")
+    eval_episodes: str = field("all", help="episodes for the final evaluation: a number, 'all', or 0 to skip it")
     eval_batch_size: int = field(128, help="episodes played in lockstep during evaluation")
 
 

@@ -246,7 +246,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"\ninterrupted; resume with: python -m agents.train --resume {run.dir}", file=sys.stderr)
         run.close()
         return 130
-    if not args.no_eval:
+    if not args.no_eval and str(run_config.eval_episodes) != "0":
         final_evaluation(run, run_config, policy, held_out)
     run.close()
     (run.dir / "config.yaml").write_text(yaml.safe_dump(resolved, sort_keys=False), encoding="utf-8")
