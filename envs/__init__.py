@@ -24,3 +24,4 @@ for _clip in ("backflip", "cartwheel", "crawl", "dance_a", "dance_b", "getup_fac
     _id = "HumanoidMimic-" + "".join(part.capitalize() for part in _clip.split("_")) + "-v0"
     _register(_id, "envs.mimic.env:HumanoidMimicEnv", max_episode_steps=600, kwargs={"motion": _clip})
 del _clip, _id
+_register("GSM8K-v0", "envs.gsm8k.env:GSM8KEnv")

@@ -1,0 +1,66 @@
+"""GSM8K problems: from a JSON-lines file or, where available, Hugging Face ``datasets``."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from envs.gsm8k.answer import reference_answer
+
+SPLITS = ("train", "test")
+HOW_TO_PROVIDE = (
+    "pass data_path= a JSONL file with 'question' and 'answer' fields (one problem per line), "
+    "or install Hugging Face `datasets` with network access or a local cache of openai/gsm8k (config 'main')"
+)
+
+
+class DataUnavailable(ValueError):
+    """No GSM8K data could be found; the message says how to provide it."""
+
+
+@dataclass(frozen=True)
+class Problem:
+    question: str
+    solution: str  # the worked solution, ending in "#### <number>"
+    answer: str  # the normalised reference number
+
+
+def read_jsonl(path: str | Path) -> list[Problem]:
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise DataUnavailable(f"GSM8K data file {str(path)!r} does not exist; {HOW_TO_PROVIDE}")
+    problems = []
+    with path.open(encoding="utf-8") as handle:
+        for line_no, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+                question, solution = row["question"], row["answer"]
+                if not isinstance(question, str) or not isinstance(solution, str):
+                    raise TypeError("'question' and 'answer' must be strings")
+                problems.append(Problem(question, solution, reference_answer(solution)))
+            except (json.JSONDecodeError, KeyError, TypeError, ValueError) as err:
+                raise ValueError(f"{path}:{line_no}: not a GSM8K record ({err})") from err
+    if not problems:
+        raise ValueError(f"{path}: no problems in the file")
+    return problems
+
+
+def load_problems(split: str = "train", data_path: str | Path | None = None) -> list[Problem]:
+    """Problems of ``split`` from ``data_path`` or from ``datasets`` (openai/gsm8k, main)."""
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+    if data_path is not None:
+        return read_jsonl(data_path)
+    try:
+        from datasets import load_dataset
+    except ImportError as err:
+        raise DataUnavailable(f"no GSM8K data: `datasets` is not installed; {HOW_TO_PROVIDE}") from err
+    try:
+        rows = load_dataset("openai/gsm8k", "main", split=split)
+    except Exception as err:  # datasets raises many kinds (connection, missing cache, ...)
+        raise DataUnavailable(f"no GSM8K data: datasets could not load openai/gsm8k ({type(err).__name__}); "
+                              f"{HOW_TO_PROVIDE}") from err
+    return [Problem(r["question"], r["answer"], reference_answer(r["answer"])) for r in rows]
