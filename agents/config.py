@@ -52,6 +52,7 @@ class RunConfig:
     run_dir: str | None = field(None, help="run folder (default: runs/<env>__<agent>__<seed>__<time>)")
     eval_episodes: str = field("all", help="episodes for the final evaluation: a number, 'all', or 0 to skip it")
     eval_batch_size: int = field(128, help="episodes played in lockstep during evaluation")
+    eval_env_kwargs: dict[str, Any] = field(default_factory=dict, help="env kwargs changed for the final evaluation (e.g. {split: test})")
 
 
 def field_help(cls: type) -> dict[str, str]:

@@ -144,3 +144,16 @@ def wordle_solver_conversations(
         for episode in episodes
         for obs, act in zip(episode.observations, episode.actions, strict=True)
     ]
+
+
+def gsm8k_solution_conversations(env_kwargs: dict[str, Any], keep_calculator: bool = False) -> list[Conversation]:
+    """One conversation per problem: the env's prompt and the dataset's worked solution
+    (``<<48/2=24>>`` calculator annotations stripped unless ``keep_calculator``)."""
+    from envs.gsm8k.env import GSM8KEnv, ReferenceSolutionPolicy
+
+    env = GSM8KEnv(**env_kwargs)
+    policy = ReferenceSolutionPolicy(env, keep_calculator=keep_calculator)
+    prompts = [env.prompt(i) for i in range(len(env.problems))]
+    completions, _ = policy.act(prompts)
+    return [[{"role": "user", "content": p}, {"role": "assistant", "content": c}]
+            for p, c in zip(prompts, completions, strict=True)]

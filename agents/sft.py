@@ -35,7 +35,9 @@ TRAINER_STATE = "trainer_state.pt"
 
 @dataclasses.dataclass
 class SFTConfig:
-    data: str = field("solver", help="'solver' (the env's expert demonstrations), 'hh:PATH' (HH-RLHF JSONL) or a JSONL path of messages / prompt+completion")
+    data: str = field("solver", help="'solver' (Wordle expert games), 'solutions' (GSM8K worked solutions), 'hh:PATH' (HH-RLHF JSONL) or a JSONL path of messages / prompt+completion")
+    keep_calculator: bool = field(False, help="GSM8K solutions: keep the <<a*b=c>> calculator annotations")
+    max_new_tokens: int = field(64, help="longest completion when the trained policy acts (saved with it; evaluation uses it)")
     think: str = field("none", help="Wordle solver demos: what goes in <think>: none | count | facts")
     train_answer_fraction: float = field(1.0, help="Wordle: share of answers used for demos; the rest is held out and evaluated separately")
     split_seed: int = field(0, help="seed of the deterministic train / held-out answer split")
@@ -81,15 +83,21 @@ class TokenizedSet:
 
     @classmethod
     def build(cls, policy: LMPolicy, conversations: Sequence[Conversation], max_length: int) -> TokenizedSet:
-        ids, masks = [], []
-        for i, conversation in enumerate(conversations):
+        ids, masks, cut_off = [], [], 0
+        for conversation in conversations:
             encoded = policy.tokenizer.apply_chat_template(
                 conversation, tokenize=True, return_dict=True, return_assistant_tokens_mask=True)
             row, mask = list(encoded["input_ids"])[:max_length], list(encoded["assistant_masks"])[:max_length]
             if not any(mask):
-                raise ValueError(f"conversation {i} has no assistant tokens within max_length={max_length}")
+                cut_off += 1  # the prompt alone fills max_length: nothing of the reply survives
+                continue
             ids.append(row)
             masks.append(mask)
+        if not ids:
+            raise ValueError(f"no conversation has assistant tokens within max_length={max_length}; raise max_length")
+        if cut_off:
+            print(f"warning: skipped {cut_off} of {len(conversations)} conversations whose assistant turns "
+                  f"start beyond max_length={max_length}", file=sys.stderr)
         return cls(ids, masks)
 
     def batch(self, indices: Sequence[int], pad_id: int) -> dict[str, torch.Tensor]:
@@ -145,6 +153,7 @@ class SFTAgent:
             raise ValueError("SFT needs demonstrations: pass demos= (a list of conversations)")
         budget = budget or cfg.max_steps
         policy = self.policy
+        policy.sampling = dataclasses.replace(policy.sampling, max_new_tokens=cfg.max_new_tokens)
         data = TokenizedSet.build(policy, demos, cfg.max_length)
         rng = np.random.default_rng(self.seed)
         val_count = round(len(data) * cfg.val_ratio) if len(data) > 1 else 0

@@ -31,8 +31,9 @@ from agents.run import Run
 
 AGENTS = ("sft", "grpo")
 
-# Built-in defaults beyond the dataclasses: the tiny default model reads the compact prompt.
-DEFAULTS: dict[str, Any] = {"env_kwargs": {"prompt_style": "compact"}}
+# Built-in per-env defaults beyond the dataclasses: the tiny default model reads Wordle's
+# compact prompt (one line per guess) far faster than the rules text.
+ENV_DEFAULTS: dict[str, dict[str, Any]] = {"Wordle-v0": {"env_kwargs": {"prompt_style": "compact"}}}
 
 
 def agent_config_class(agent: str) -> type:
@@ -49,9 +50,9 @@ def agent_config_class(agent: str) -> type:
 
 def resolve_config(args: argparse.Namespace) -> tuple[RunConfig, Any, dict[str, Any]]:
     """Merge defaults, YAML, flags and --set into (run config, agent config, plain dict)."""
-    values: dict[str, Any] = dict(DEFAULTS)
-    if args.config:
-        values = merge(values, read_yaml(args.config))
+    from_file = read_yaml(args.config) if args.config else {}
+    env_id = args.env or from_file.get("env") or RunConfig().env
+    values: dict[str, Any] = merge(ENV_DEFAULTS.get(env_id, {}), from_file)
     flags = {"env": args.env, "agent": args.agent, "seed": args.seed, "device": args.device,
              "model": args.model, "init": args.init, "run_dir": args.run_dir}
     values = merge(values, {k: v for k, v in flags.items() if v is not None})
@@ -89,7 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
         return "\n".join(f"  {k:<24} {v}" for k, v in field_help(cls).items())
 
     sections = [
-        "envs: Wordle-v0 (GSM8K-v0 and HumanoidMimic-v0 train once their agents land)",
+        "envs: Wordle-v0, GSM8K-v0 (HumanoidMimic-v0 trains once its agents land)",
         f"agents: {', '.join(AGENTS)}",
         "",
         "run-level keys (--set key=value, or top level of --config):",
@@ -160,6 +161,10 @@ def demonstrations(run_config: RunConfig, cfg: Any) -> tuple[list, list[str] | N
         train, held_out = demos.split_answers(lexicon.answers, cfg.train_answer_fraction, cfg.split_seed)
         conversations = demos.wordle_solver_conversations(run_config.env_kwargs, train, think=cfg.think)
         return conversations, (held_out or None)
+    if cfg.data == "solutions":
+        if not run_config.env.startswith("GSM8K"):
+            raise ConfigError(f"data='solutions' needs GSM8K-v0, not {run_config.env}")
+        return demos.gsm8k_solution_conversations(run_config.env_kwargs, cfg.keep_calculator), None
     if cfg.data.startswith("hh:"):
         return demos.hh_conversations(cfg.data[3:]), None
     return demos.read_conversations_jsonl(cfg.data), None
@@ -170,13 +175,14 @@ def final_evaluation(run: Run, run_config: RunConfig, policy: Any, held_out: lis
     from agents.rollout import EpisodeSpec
 
     report: dict[str, Any] = {}
-    report["all"] = evaluate(run_config.env, policy, env_kwargs=run_config.env_kwargs,
+    env_kwargs = {**run_config.env_kwargs, **run_config.eval_env_kwargs}
+    report["all"] = evaluate(run_config.env, policy, env_kwargs=env_kwargs,
                              episodes=run_config.eval_episodes, seed=run_config.seed,
                              batch_size=run_config.eval_batch_size,
                              episodes_path=run.dir / "eval_episodes.jsonl")
     if held_out:
         specs = [EpisodeSpec(seed=run_config.seed + i, options={"answer": a}) for i, a in enumerate(held_out)]
-        report["held_out"] = evaluate(run_config.env, policy, env_kwargs=run_config.env_kwargs, episodes=specs,
+        report["held_out"] = evaluate(run_config.env, policy, env_kwargs=env_kwargs, episodes=specs,
                                       batch_size=run_config.eval_batch_size)
     run.write_eval(report)
     for name, summary in report.items():
@@ -246,6 +252,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"\ninterrupted; resume with: python -m agents.train --resume {run.dir}", file=sys.stderr)
         run.close()
         return 130
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        run.close()
+        return 2
     if not args.no_eval and str(run_config.eval_episodes) != "0":
         final_evaluation(run, run_config, policy, held_out)
     run.close()

@@ -54,9 +54,12 @@ def test_empty_loss_mask_is_an_error_not_a_silent_zero() -> None:
     data = TokenizedSet([[2, 10, 11, 12]], [[0, 0, 0, 0]])
     with pytest.raises(ValueError, match="empty loss mask"):
         masked_loss(policy, data.batch([0], policy.tokenizer.pad_token_id))
-    with pytest.raises(ValueError, match="no assistant tokens"):
-        TokenizedSet.build(policy, [[{"role": "user", "content": "x"}, {"role": "assistant", "content": "y"}]],
-                           max_length=3)
+    short = [{"role": "user", "content": "x"}, {"role": "assistant", "content": "y"}]
+    long = [{"role": "user", "content": "x" * 50}, {"role": "assistant", "content": "y"}]
+    with pytest.raises(ValueError, match="no conversation has assistant tokens"):
+        TokenizedSet.build(policy, [long], max_length=10)
+    kept = TokenizedSet.build(policy, [long, short], max_length=10)  # the long one is skipped, not truncated to nothing
+    assert len(kept) == 1 and sum(kept.masks[0]) == 2
 
 
 def test_bucketed_batches_cover_each_item_once_with_little_padding() -> None:

@@ -12,7 +12,7 @@ import yaml
 
 from agents.config import RunConfig
 from agents.sft import SFTConfig
-from agents.train import DEFAULTS, build_parser, resolve_config
+from agents.train import ENV_DEFAULTS, build_parser, resolve_config
 
 ROOT = Path(__file__).resolve().parents[2]
 ANSWERS = ["crane", "slate", "pious", "ghost", "lemon", "brick", "eagle", "tried", "abbey", "geese"]
@@ -90,7 +90,7 @@ def test_wordle_sft_yaml_spells_out_the_embedded_defaults() -> None:
     from_yaml = resolve_config(args)[2]
     embedded = resolve_config(build_parser().parse_args([]))[2]
     assert from_yaml == embedded
-    assert embedded["env_kwargs"] == DEFAULTS["env_kwargs"]
+    assert embedded["env_kwargs"] == ENV_DEFAULTS["Wordle-v0"]["env_kwargs"]
     assert embedded["sft"]["max_steps"] == SFTConfig().max_steps and embedded["seed"] == RunConfig().seed
 
 
@@ -98,3 +98,29 @@ def test_help_lists_envs_agents_and_keys() -> None:
     text = build_parser().format_help()
     for needle in ("Wordle-v0", "sft", "max_steps", "train_answer_fraction", "--resume", "--set"):
         assert needle in text
+
+
+def test_every_shipped_config_resolves() -> None:
+    configs = sorted((ROOT / "configs").glob("*.yaml"))
+    assert len(configs) >= 4
+    for path in configs:
+        run_config, _, resolved = resolve_config(build_parser().parse_args(["--config", str(path)]))
+        assert resolved["agent"] == run_config.agent and run_config.agent in resolved, path
+
+
+def test_gsm8k_config_trains_on_solutions_and_evaluates_on_test(tmp_path: Path) -> None:
+    data = ROOT.parent / "shared" / "data" / "gsm8k"
+    if not data.is_dir():
+        import pytest
+
+        pytest.skip(f"GSM8K data not found at {data}")
+    run_dir = tmp_path / "gsm"
+    result = run_cli("--config", str(ROOT / "configs" / "gsm8k_sft.yaml"), "--set", "max_steps=4",
+                     "--set", "batch_size=4", "--set", f"model_config={TINY}", "--set", "eval_episodes=3",
+                     "--set", "max_new_tokens=8", "--run-dir", str(run_dir))
+    assert result.returncode == 0, result.stderr
+    report = json.loads((run_dir / "eval.json").read_text())["all"]
+    assert report["env"] == "GSM8K-v0" and report["episodes"] == 3
+    assert {"accuracy_strict", "accuracy_flexible", "format_compliance"} <= set(report)
+    config = yaml.safe_load((run_dir / "config.yaml").read_text())
+    assert config["eval_env_kwargs"]["split"] == "test" and config["env_kwargs"]["split"] == "train"
