@@ -34,9 +34,7 @@ env itself scores a reply without a closing tag as an invalid action.
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
-import os
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -51,11 +49,9 @@ from tqdm import tqdm
 from agents.config import field
 from agents.lm.policy import DEFAULT_LORA_TARGETS, LMPolicy, SamplingConfig
 from agents.rollout import EpisodeSpec, play_episodes
-from agents.run import Run
-from agents.sft import resumable_checkpoint  # noqa: F401  (same checkpoint layout; re-exported)
+from agents.run import Run, load_trainer_state
 from agents.trajectory import Episode, TurnTokens
 
-TRAINER_STATE = "trainer_state.pt"
 ESTIMATORS = ("grpo", "dr_grpo", "rloo", "reinforce_pp")
 LOSS_AGGREGATIONS = ("token-mean", "seq-mean-token-mean", "seq-mean-token-sum-norm")
 TURN_CREDITS = ("episode", "return_to_go")
@@ -263,13 +259,9 @@ class GRPOAgent:
                                       betas=(0.9, 0.99), fused=policy.device.type == "cuda")
         iteration, optimizer_steps, env_steps = 0, 0, 0
         if resume_from is not None:
-            state = torch.load(Path(resume_from) / TRAINER_STATE, map_location="cpu", weights_only=True)
-            optimizer.load_state_dict(state["optimizer"])
+            state = load_trainer_state(resume_from, optimizer)
             iteration, optimizer_steps = int(state["iteration"]), int(state["optimizer_steps"])
             env_steps = int(state["env_steps"])
-            torch.set_rng_state(state["torch_rng"])
-            if torch.cuda.is_available() and state.get("cuda_rng"):
-                torch.cuda.set_rng_state_all(state["cuda_rng"])
 
         bar = tqdm(total=budget, initial=iteration, desc="grpo", unit="it", file=sys.stderr, disable=None)
         metrics: dict[str, float] = {}
@@ -335,7 +327,10 @@ class GRPOAgent:
             if callback is not None:
                 callback(iteration, metrics)
             if self.run is not None and iteration % cfg.save_every == 0 and iteration < budget:
-                self._save_checkpoint(optimizer, iteration, optimizer_steps, env_steps)
+                self.run.save_training_checkpoint(
+                    iteration, policy, optimizer,
+                    {"iteration": iteration, "optimizer_steps": optimizer_steps, "env_steps": env_steps},
+                    keep=self.config.keep_checkpoints)
         bar.close()
         policy.model.eval()
         if self.run is not None:
@@ -465,20 +460,6 @@ class GRPOAgent:
     def _log(self, metrics: dict[str, float], step: int) -> None:
         if self.run is not None:
             self.run.log({k: v for k, v in metrics.items() if math.isfinite(v)}, step)
-
-    def _save_checkpoint(self, optimizer: torch.optim.Optimizer, iteration: int, optimizer_steps: int,
-                         env_steps: int) -> None:
-        assert self.run is not None
-        target = self.run.checkpoint_dir(iteration)
-        self.policy.save(target)
-        state = {"optimizer": optimizer.state_dict(), "iteration": iteration, "optimizer_steps": optimizer_steps,
-                 "env_steps": env_steps, "torch_rng": torch.get_rng_state(),
-                 "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
-        tmp = target / f".{TRAINER_STATE}.tmp"
-        torch.save(state, tmp)
-        os.replace(tmp, target / TRAINER_STATE)  # a checkpoint is resumable once this file exists
-        (target / "trainer_state.json").write_text(json.dumps({"iteration": iteration, "env_steps": env_steps}) + "\n")
-        self.run.prune_checkpoints(self.config.keep_checkpoints)
 
 
 def train_answers(make_env: Callable[[], gym.Env], cfg: GRPOConfig) -> tuple[list[str] | None, list[str]]:

@@ -7,6 +7,8 @@ fixed tag namespaces ``rollout/``, ``train/`` and ``eval/``.
 
 from __future__ import annotations
 
+import json
+import os
 import re
 import shutil
 import time
@@ -20,6 +22,7 @@ from agents.checkpoint import write_json_atomic
 from agents.trajectory import Episode, write_episodes
 
 _STEP_DIR = re.compile(r"^step_(\d+)$")
+TRAINER_STATE = "trainer_state.pt"
 
 
 class Run:
@@ -57,6 +60,25 @@ class Run:
     def latest_checkpoint(self) -> Path | None:
         return latest_checkpoint(self.dir)
 
+    def save_training_checkpoint(self, step: int, policy: Any, optimizer: Any, state: dict[str, Any],
+                                 keep: int) -> Path:
+        """``checkpoints/step_<step>/``: the policy, then ``trainer_state.pt`` (optimizer, RNG and the
+        agent's counters in ``state``). A checkpoint is resumable once that file exists; older
+        step checkpoints beyond ``keep`` are deleted."""
+        import torch
+
+        target = self.checkpoint_dir(step)
+        policy.save(target)
+        payload = {**state, "optimizer": optimizer.state_dict(), "torch_rng": torch.get_rng_state(),
+                   "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
+        tmp = target / f".{TRAINER_STATE}.tmp"
+        torch.save(payload, tmp)
+        os.replace(tmp, target / TRAINER_STATE)
+        summary = {k: v for k, v in state.items() if isinstance(v, int | float | str)}
+        (target / "trainer_state.json").write_text(json.dumps(summary) + "\n")
+        self.prune_checkpoints(keep)
+        return target
+
     def prune_checkpoints(self, keep: int) -> None:
         steps = sorted(_checkpoint_steps(self.dir), reverse=True)
         for step in steps[keep:]:
@@ -93,3 +115,24 @@ def latest_checkpoint(run_dir: str | Path) -> Path | None:
     """The highest ``checkpoints/step_<N>`` of a run (complete ones only: saves are atomic)."""
     steps = _checkpoint_steps(Path(run_dir))
     return Path(run_dir) / "checkpoints" / f"step_{max(steps)}" if steps else None
+
+
+def load_trainer_state(checkpoint: str | Path, optimizer: Any) -> dict[str, Any]:
+    """Restore the optimizer and RNG saved by :meth:`Run.save_training_checkpoint`; returns the
+    agent's counters. Loaded with ``weights_only=True``: no code runs."""
+    import torch
+
+    state = torch.load(Path(checkpoint) / TRAINER_STATE, map_location="cpu", weights_only=True)
+    optimizer.load_state_dict(state.pop("optimizer"))
+    torch.set_rng_state(state.pop("torch_rng"))
+    cuda_rng = state.pop("cuda_rng", [])
+    if torch.cuda.is_available() and cuda_rng:
+        torch.cuda.set_rng_state_all(cuda_rng)
+    return state
+
+
+def resumable_checkpoint(run_dir: str | Path) -> Path | None:
+    """The newest ``checkpoints/step_N`` of a run that holds a complete trainer state."""
+    done = [s for s in _checkpoint_steps(Path(run_dir))
+            if (Path(run_dir) / "checkpoints" / f"step_{s}" / TRAINER_STATE).is_file()]
+    return Path(run_dir) / "checkpoints" / f"step_{max(done)}" if done else None

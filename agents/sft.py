@@ -10,9 +10,7 @@ in the data, so an interrupted run resumes exactly where its last checkpoint lef
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
-import os
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -28,9 +26,7 @@ from agents.config import field
 from agents.demos import Conversation
 from agents.lm.policy import DEFAULT_LORA_TARGETS, LMPolicy
 from agents.lm.tokenizer import pad_right
-from agents.run import Run
-
-TRAINER_STATE = "trainer_state.pt"
+from agents.run import Run, load_trainer_state
 
 
 @dataclasses.dataclass
@@ -180,11 +176,9 @@ class SFTAgent:
 
         step, epoch, cursor, best_val = 0, 0, 0, math.inf
         if resume_from is not None:
-            state = torch.load(Path(resume_from) / TRAINER_STATE, map_location="cpu", weights_only=True)
-            optimizer.load_state_dict(state["optimizer"])
+            state = load_trainer_state(resume_from, optimizer)
             step, epoch, cursor = int(state["step"]), int(state["epoch"]), int(state["cursor"])
             best_val = float(state["best_val"])
-            torch.set_rng_state(state["torch_rng"])
 
         lengths = [len(x) for x in train.ids]
         batches = bucketed_batches(lengths, cfg.batch_size, self.seed + epoch)
@@ -231,7 +225,9 @@ class SFTAgent:
             if callback is not None:
                 callback(step, metrics)
             if self.run is not None and (step % cfg.save_every == 0 and step < budget):
-                self._save_checkpoint(optimizer, step, epoch, cursor, best_val)
+                self.run.save_training_checkpoint(
+                    step, policy, optimizer, {"step": step, "epoch": epoch, "cursor": cursor, "best_val": best_val},
+                    keep=cfg.keep_checkpoints)
         bar.close()
         policy.model.eval()
         if self.run is not None:
@@ -262,25 +258,3 @@ class SFTAgent:
     def _log(self, metrics: dict[str, float], step: int) -> None:
         if self.run is not None:
             self.run.log(metrics, step)
-
-    def _save_checkpoint(self, optimizer: torch.optim.Optimizer, step: int, epoch: int, cursor: int,
-                         best_val: float) -> None:
-        assert self.run is not None
-        target = self.run.checkpoint_dir(step)
-        self.policy.save(target)
-        state = {"optimizer": optimizer.state_dict(), "step": step, "epoch": epoch, "cursor": cursor,
-                 "best_val": best_val, "torch_rng": torch.get_rng_state()}
-        tmp = target / f".{TRAINER_STATE}.tmp"
-        torch.save(state, tmp)
-        os.replace(tmp, target / TRAINER_STATE)  # a checkpoint is resumable once this file exists
-        (target / "trainer_state.json").write_text(json.dumps({"step": step, "epoch": epoch}) + "\n")
-        self.run.prune_checkpoints(self.config.keep_checkpoints)
-
-
-def resumable_checkpoint(run_dir: str | Path) -> Path | None:
-    """The newest ``checkpoints/step_N`` of a run that holds a complete trainer state."""
-    root = Path(run_dir) / "checkpoints"
-    if not root.is_dir():
-        return None
-    candidates = [p for p in root.glob("step_*") if (p / TRAINER_STATE).is_file() and p.name[5:].isdigit()]
-    return max(candidates, key=lambda p: int(p.name[5:]), default=None)

@@ -27,7 +27,7 @@ from agents.config import (
     to_dict,
 )
 from agents.demos import DataError
-from agents.run import Run
+from agents.run import Run, resumable_checkpoint
 
 AGENTS = ("sft", "grpo")
 
@@ -202,8 +202,6 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(f"{run_path} already finished (final/ exists); nothing to resume.")
                 return 0
             args.config, args.run_dir = str(run_path / "config.yaml"), str(run_path)
-            from agents.sft import resumable_checkpoint
-
             resume_dir = resumable_checkpoint(run_path)
             if resume_dir is None:
                 print(f"{run_path} has no complete checkpoint yet; starting it over.", file=sys.stderr)

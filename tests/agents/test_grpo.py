@@ -16,7 +16,6 @@ from toy_envs import make_target_env  # tests/agents is on sys.path (rootdir-les
 
 from agents.config import ConfigError, build, read_yaml
 from agents.grpo import (
-    TRAINER_STATE,
     GRPOAgent,
     GRPOConfig,
     baselines_and_scales,
@@ -29,8 +28,7 @@ from agents.grpo import (
 from agents.lm.policy import LMPolicy
 from agents.lm.tokenizer import encode_prompt
 from agents.rollout import EpisodeSpec, play_episodes
-from agents.run import Run
-from agents.sft import resumable_checkpoint
+from agents.run import TRAINER_STATE, Run, resumable_checkpoint
 from agents.trajectory import Episode, TurnTokens, read_episodes
 
 LETTERS = "abcdefghijklmnopqrstuvwxyz"  # a dense reward: most groups have mixed returns
