@@ -23,14 +23,16 @@ from transformers import (
 
 from agents.checkpoint import CheckpointError
 
-# hidden 256 x 4 layers x 4 heads (head dim 64), SwiGLU 768: ~3.4M parameters with the
-# 121-token vocabulary; tied embeddings because a separate output matrix buys nothing here.
+# hidden 192 x 4 layers x 4 heads (head dim 48), SwiGLU 512: 1.8M parameters with the
+# 125-token vocabulary; tied embeddings because a separate output matrix buys nothing here.
+# Sized for CPU: a Wordle SFT step (batch 64, ~30 tokens) takes ~0.2 s on 2 cores, against
+# ~0.35 s at hidden 256 / SwiGLU 768 (3.4M). Override any field with model_config.
 DEFAULT_MODEL_SIZE: dict[str, Any] = {
-    "hidden_size": 256,
+    "hidden_size": 192,
     "num_hidden_layers": 4,
     "num_attention_heads": 4,
     "num_key_value_heads": 4,
-    "intermediate_size": 768,
+    "intermediate_size": 512,
     "max_position_embeddings": 2048,
     "rope_theta": 10000.0,
     "tie_word_embeddings": True,

@@ -47,7 +47,7 @@ def policy() -> LMPolicy:
 
 def test_default_model_size_is_documented_and_small() -> None:
     config = default_model_config()
-    assert (config.model_type, config.hidden_size, config.num_hidden_layers) == ("llama", 256, 4)
+    assert (config.model_type, config.hidden_size, config.num_hidden_layers) == ("llama", 192, 4)
     with torch.device("meta"):  # count parameters without allocating them
         from transformers import LlamaForCausalLM
 
