@@ -1,0 +1,283 @@
+"""SFT training throughput: our ``SFTAgent.learn`` against TRL's ``SFTTrainer``, and batch 32 vs 1. Prints JSON.
+
+    python bench/sft_throughput.py                       # 5-12 minutes on the shared 2-core machine (load-dependent)
+    python bench/sft_throughput.py --rounds 1 --steps 10 --answers 100   # quick look
+
+Needs the official lists in ``../shared/data/wordle`` (or ``--data DIR``) and, for the peer,
+``pip install trl datasets`` (in the ``bench`` extra); without TRL the peer is reported as skipped.
+
+Both sides train the same model, ``LMPolicy.default(seed=0)`` (freshly built for every run, fp32 on
+CPU), with its character tokenizer and chat template, on the same data: the Wordle expert solver's
+demonstrations (``prompt_style="compact"``, ``think="none"``, one single-turn conversation per turn)
+for ``--answers`` official answers drawn with seed 0, at the same batch size (64) and max length
+(1024), loss on assistant tokens only.
+
+- Ours: the real ``SFTAgent.learn`` (``val_ratio=0`` so no validation, no run folder so no
+  checkpoints, logging only at the last step), timed through its ``callback``.
+- TRL: ``SFTTrainer`` with ``assistant_only_loss=True`` (our template has ``{% generation %}``
+  markers), ``packing=False``, ``padding_free=False``, ``gradient_checkpointing=False``,
+  ``bf16=False``, ``fp16=False``, ``use_cpu=True``, no eval, no saving, ``logging_steps`` past the
+  end, ``dataloader_num_workers=0``, ``report_to=[]``; everything else (optimizer
+  ``adamw_torch_fused``, random sampler) is TRL's default. Timed through a ``TrainerCallback``.
+
+Timing: ``--warmup`` optimizer steps, then the wall time of the next ``--steps`` steps (from the
+end of step ``warmup`` to the end of step ``warmup + steps``), so tokenization / dataset
+preparation, model and optimizer setup and the first steps are excluded. Rounds alternate which
+side goes first. On a shared machine the background load swings within a minute, so single
+rounds can be off by 5x either way: ``ratio_tokens_per_s`` is best-of-rounds ours / best-of-rounds
+TRL (each side's least-disturbed round); the median of per-round ratios and the ratio of tokens
+per CPU-second of this process (``time.process_time``, less sensitive to other jobs) are reported too.
+
+Tokens: ``tokens`` = non-pad tokens (``attention_mask`` sum) of the batches actually fed in the
+timed steps, the same definition on both sides (each side's batches are recorded as they are built:
+our ``masked_loss`` input, TRL's collator output). Assistant (loss) tokens and the padding share are
+reported too: our length-bucketed batches carry less padding than TRL's random batches, and that
+difference is part of what is measured.
+
+Batch 32 vs batch 1 (ours only): ``learn`` with ``--warmup`` (batch 32) or 20 (batch 1) untimed
+steps, then one epoch's worth of steps, ``ceil(N / batch)`` for N conversations, timed (these
+steps run from inside the first epoch into the second, so they cover an epoch's number of
+conversations rather than exactly each conversation once). Goal: >= 5x.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import math
+import os
+import platform
+import statistics
+import sys
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import numpy as np
+import torch
+
+import agents.sft as sft
+from agents.demos import wordle_solver_conversations
+from agents.lm.policy import LMPolicy
+
+DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "wordle"
+GOAL_RATIO_VS_TRL = 1.3
+GOAL_BATCH_SPEEDUP = 5.0
+warnings.filterwarnings("ignore", category=FutureWarning)
+
+
+def demonstrations(data: Path, answers: int) -> list[list[dict[str, str]]]:
+    words = [w.strip() for w in (data / "answers.txt").read_text(encoding="utf-8-sig").split() if w.strip()]
+    picked = sorted(np.random.default_rng(0).choice(words, size=min(answers, len(words)), replace=False).tolist())
+    env_kwargs = {"prompt_style": "compact", "answers": str(data / "answers.txt"),
+                  "allowed": str(data / "allowed_guesses.txt")}
+    return wordle_solver_conversations(env_kwargs, answers=picked, think="none")
+
+
+class StepClock:
+    """End-of-step timestamps, 1-based: ``ends[k]`` is when optimizer step k finished."""
+
+    def __init__(self) -> None:
+        self.ends: dict[int, float] = {}
+        self.cpu: dict[int, float] = {}
+
+    def mark(self, step: int) -> None:
+        self.ends[step] = time.perf_counter()
+        self.cpu[step] = time.process_time()
+
+
+def window(clock: StepClock, fed: list[tuple[int, int, int]], first: int, last: int) -> dict[str, float]:
+    """Throughput over optimizer steps first+1 .. last; ``fed[i]`` = (non-pad, assistant, padded) of batch i."""
+    seconds = clock.ends[last] - clock.ends[first]
+    cpu_seconds = clock.cpu[last] - clock.cpu[first]
+    batches = fed[first:last]  # batch i (0-based) is consumed by step i + 1 (no accumulation)
+    tokens = sum(b[0] for b in batches)
+    assistant = sum(b[1] for b in batches)
+    padded = sum(b[2] for b in batches)
+    return {"seconds": seconds, "steps": last - first, "tokens": tokens, "assistant_tokens": assistant,
+            "tokens_per_s": tokens / seconds, "assistant_tokens_per_s": assistant / seconds,
+            "s_per_step": seconds / (last - first), "cpu_seconds": cpu_seconds,
+            "tokens_per_cpu_s": tokens / cpu_seconds, "padding_share": 1 - tokens / max(padded, 1)}
+
+
+def run_ours(conversations: list, batch_size: int, max_length: int, warmup: int, steps: int) -> dict[str, float]:
+    policy = LMPolicy.default(seed=0)
+    config = sft.SFTConfig(batch_size=batch_size, max_length=max_length, max_steps=warmup + steps, val_ratio=0.0,
+                           log_every=10**9, eval_every=10**9, save_every=10**9, warmup_steps=1)
+    agent = sft.SFTAgent(policy, config, run=None, seed=0)
+    clock, fed = StepClock(), []
+    original = sft.masked_loss
+
+    def recording_loss(policy_: LMPolicy, batch: dict[str, torch.Tensor]):
+        attention = batch["attention_mask"]
+        fed.append((int(attention.sum()), int(batch["loss_mask"][:, 1:].sum()), attention.numel()))
+        return original(policy_, batch)
+
+    sft.masked_loss = recording_loss  # learn() looks the name up in its module at call time
+    try:
+        clock.mark(0)
+        agent.learn(None, budget=warmup + steps, demos=conversations, callback=lambda step, _m: clock.mark(step))
+    finally:
+        sft.masked_loss = original
+    return window(clock, fed, warmup, warmup + steps)
+
+
+def run_trl(conversations: list, batch_size: int, max_length: int, warmup: int, steps: int,
+            scratch: Path) -> dict[str, Any]:
+    from datasets import Dataset
+    from transformers import TrainerCallback
+    from trl import SFTConfig, SFTTrainer
+
+    policy = LMPolicy.default(seed=0)
+    clock, fed = StepClock(), []
+
+    class Clock(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            clock.mark(state.global_step)
+
+    args = SFTConfig(
+        output_dir=str(scratch), per_device_train_batch_size=batch_size, max_length=max_length,
+        max_steps=warmup + steps, learning_rate=1e-3, assistant_only_loss=True, packing=False,
+        padding_free=False, gradient_checkpointing=False, bf16=False, fp16=False, use_cpu=True,
+        eval_strategy="no", save_strategy="no", logging_steps=10**9, report_to=[], disable_tqdm=True,
+        dataloader_num_workers=0, dataloader_pin_memory=False, seed=0)
+    trainer = SFTTrainer(model=policy.model, args=args, processing_class=policy.tokenizer,
+                         train_dataset=Dataset.from_list([{"messages": c} for c in conversations]),
+                         callbacks=[Clock()])
+    collate = trainer.data_collator
+
+    def recording_collate(examples):
+        batch = collate(examples)
+        attention = batch["attention_mask"]
+        fed.append((int(attention.sum()), int((batch["labels"][:, 1:] != -100).sum()), attention.numel()))
+        return batch
+
+    trainer.data_collator = recording_collate
+    clock.mark(0)
+    with contextlib.redirect_stdout(sys.stderr):  # Trainer prints its summary dict; stdout is our JSON
+        trainer.train()
+    result: dict[str, Any] = window(clock, fed, warmup, warmup + steps)
+    result["optim"] = str(getattr(args.optim, "value", args.optim))
+    return result
+
+
+def epoch_time(conversations: list, batch_size: int, max_length: int, warmup: int) -> dict[str, float]:
+    """Our SFT: ``warmup`` untimed steps, then one epoch's worth (ceil(N / batch)) of steps timed."""
+    per_epoch = math.ceil(len(conversations) / batch_size)
+    result = run_ours(conversations, batch_size, max_length, warmup=warmup, steps=per_epoch)
+    return {"batch_size": batch_size, "epoch_s": result["seconds"], "steps": per_epoch,
+            "tokens_per_s": result["tokens_per_s"], "padding_share": result["padding_share"]}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="folder with answers.txt, allowed_guesses.txt")
+    parser.add_argument("--answers", type=int, default=300, help="official answers whose solver games are the data")
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--max-length", type=int, default=1024)
+    parser.add_argument("--warmup", type=int, default=3, help="optimizer steps not timed")
+    parser.add_argument("--steps", type=int, default=10, help="timed optimizer steps per side per round")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--skip-batch-epochs", action="store_true", help="skip the batch 32 vs batch 1 epochs")
+    args = parser.parse_args()
+    if not (args.data / "answers.txt").is_file():
+        sys.exit(f"no {args.data / 'answers.txt'}: pass --data DIR with the official Wordle lists")
+
+    start = time.perf_counter()
+    conversations = demonstrations(args.data, args.answers)
+    prep_s = time.perf_counter() - start
+    probe = LMPolicy.default(seed=0)
+    lengths = [len(probe.tokenizer.apply_chat_template(c, tokenize=True, return_dict=True)["input_ids"])
+               for c in conversations]
+    params = sum(p.numel() for p in probe.model.parameters())
+    del probe
+
+    try:
+        import trl
+        trl_version: str | None = trl.__version__
+    except ImportError:
+        trl_version = None
+
+    rounds: list[dict[str, Any]] = []
+    scratch = Path(os.environ.get("TMPDIR", "/tmp")) / "sft_throughput_trl"
+    for r in range(args.rounds):
+        sides = ["ours", "trl"] if r % 2 == 0 else ["trl", "ours"]
+        entry: dict[str, Any] = {"order": sides}
+        for side in sides:
+            if side == "ours":
+                entry["ours"] = run_ours(conversations, args.batch_size, args.max_length, args.warmup, args.steps)
+            elif trl_version is not None:
+                entry["trl"] = run_trl(conversations, args.batch_size, args.max_length, args.warmup, args.steps,
+                                       scratch)
+        if "trl" in entry:
+            entry["ratio_tokens_per_s"] = entry["ours"]["tokens_per_s"] / entry["trl"]["tokens_per_s"]
+        rounds.append(entry)
+        print(json.dumps({"round": r, **entry}), file=sys.stderr, flush=True)
+
+    def median(side: str, key: str) -> float:
+        return statistics.median(e[side][key] for e in rounds)
+
+    def best(side: str, key: str) -> float:
+        return max(e[side][key] for e in rounds)
+
+    versus: dict[str, Any] = {
+        "ours_tokens_per_s_best": best("ours", "tokens_per_s"),
+        "ours_tokens_per_s_median": median("ours", "tokens_per_s"),
+        "ours_tokens_per_cpu_s_median": median("ours", "tokens_per_cpu_s"),
+        "ours_assistant_tokens_per_s": median("ours", "assistant_tokens_per_s"),
+        "ours_s_per_step": median("ours", "s_per_step"),
+        "ours_padding_share": median("ours", "padding_share"),
+    }
+    if trl_version is not None:
+        ratios = [e["ratio_tokens_per_s"] for e in rounds]
+        ratio = best("ours", "tokens_per_s") / best("trl", "tokens_per_s")
+        versus.update({
+            "trl_tokens_per_s_best": best("trl", "tokens_per_s"),
+            "trl_tokens_per_s_median": median("trl", "tokens_per_s"),
+            "trl_tokens_per_cpu_s_median": median("trl", "tokens_per_cpu_s"),
+            "trl_assistant_tokens_per_s": median("trl", "assistant_tokens_per_s"),
+            "trl_s_per_step": median("trl", "s_per_step"),
+            "trl_padding_share": median("trl", "padding_share"),
+            "trl_optim": rounds[0]["trl"]["optim"],
+            "ratio_tokens_per_s": ratio,
+            "ratio_median_of_rounds": statistics.median(ratios),
+            "ratio_rounds": [round(x, 3) for x in ratios],
+            "ratio_tokens_per_cpu_s": median("ours", "tokens_per_cpu_s") / median("trl", "tokens_per_cpu_s"),
+            "goal": GOAL_RATIO_VS_TRL,
+            "met": ratio >= GOAL_RATIO_VS_TRL,
+        })
+    else:
+        versus["trl"] = "skipped: pip install trl datasets"
+
+    report: dict[str, Any] = {
+        "machine": {"python": platform.python_version(), "torch": torch.__version__,
+                    "transformers": __import__("transformers").__version__, "trl": trl_version,
+                    "torch_threads": torch.get_num_threads(), "cpus": os.cpu_count(),
+                    "load_average": list(os.getloadavg())},
+        "model": {"name": "LMPolicy.default(seed=0)", "parameters": params, "dtype": "float32",
+                  "device": "cpu"},
+        "data": {"source": "wordle solver, compact prompt, think=none", "answers": args.answers,
+                 "conversations": len(conversations), "tokens_mean": statistics.mean(lengths),
+                 "tokens_max": max(lengths), "prep_s": prep_s},
+        "settings": {"batch_size": args.batch_size, "max_length": args.max_length, "warmup_steps": args.warmup,
+                     "timed_steps": args.steps, "rounds": args.rounds,
+                     "tokens": "non-pad tokens of the batches fed in the timed steps"},
+        "vs_trl": versus,
+        "rounds": rounds,
+    }
+    if not args.skip_batch_epochs:
+        big = epoch_time(conversations, 32, args.max_length, args.warmup)
+        one = epoch_time(conversations, 1, args.max_length, 20)
+        report["batch32_vs_batch1"] = {"batch32": big, "batch1": one, "speedup_per_epoch": one["epoch_s"] / big["epoch_s"],
+                                       "goal": GOAL_BATCH_SPEEDUP,
+                                       "met": one["epoch_s"] / big["epoch_s"] >= GOAL_BATCH_SPEEDUP}
+    report["machine"]["load_average_end"] = list(os.getloadavg())
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()
