@@ -196,7 +196,7 @@ class WordleEnv(gym.Env):
         lines = []
         for guess, marks in self._history:
             lines.append(" ".join(f"{_ANSI[m]} {c.upper()} \x1b[0m" for c, m in zip(guess, marks, strict=True)))
-        lines += ["  ".join(" _ " for _ in range(WORD_LENGTH))] * (self.max_guesses - len(self._history))
+        lines += [" ".join(" _ " for _ in range(WORD_LENGTH))] * (self.max_guesses - len(self._history))
         if self._last_invalid:
             lines.append(f"(invalid: {self._last_invalid})")
         board = "\n".join(lines)
