@@ -84,8 +84,22 @@ def cache_dir() -> Path:
     return Path(user_cache_dir("posttrain-gym"))
 
 
+_IN_PROCESS: dict[str, np.ndarray] = {}
+
+
 def cached_pattern_matrix(guesses: Sequence[str], answers: Sequence[str], digest: str) -> np.ndarray:
-    """The pattern matrix, loaded from the cache when a valid copy exists, else built and saved."""
+    """The pattern matrix (read-only), shared by every env and solver of this lexicon in the
+    process (256 envs in lockstep would otherwise hold 256 copies of 30 MB), loaded from the disk
+    cache when a valid copy exists, else built and saved there."""
+    matrix = _IN_PROCESS.get(digest)
+    if matrix is None or matrix.shape != (len(guesses), len(answers)):
+        matrix = _load_or_build(guesses, answers, digest)
+        matrix.flags.writeable = False
+        _IN_PROCESS[digest] = matrix
+    return matrix
+
+
+def _load_or_build(guesses: Sequence[str], answers: Sequence[str], digest: str) -> np.ndarray:
     path = cache_dir() / f"wordle-patterns-{digest}.npy"
     shape = (len(guesses), len(answers))
     try:

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import importlib
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from envs.wordle.feedback import SOLVED, cached_pattern_matrix, decode, encode, feedback, pattern_matrix
+
+# The package re-exports the function `feedback`, which shadows the submodule as an attribute.
+feedback_module = importlib.import_module("envs.wordle.feedback")
 
 G, Y, X = 2, 1, 0
 
@@ -122,9 +127,13 @@ def test_cached_pattern_matrix_builds_loads_and_repairs(tmp_path, monkeypatch):
     assert path.is_file()
     np.testing.assert_array_equal(first, pattern_matrix(guesses, answers))
     np.testing.assert_array_equal(np.load(path), first)
-    # a stored matrix of the wrong shape, or a corrupt file, is rebuilt rather than trusted
+    # within a process every env shares one read-only copy
+    assert cached_pattern_matrix(guesses, answers, "testdigest") is first and not first.flags.writeable
+    # a new process: a stored matrix of the wrong shape, or a corrupt file, is rebuilt rather than trusted
+    monkeypatch.setattr(feedback_module, "_IN_PROCESS", {})
     np.save(path, np.zeros((1, 1), dtype=np.uint8))
     np.testing.assert_array_equal(cached_pattern_matrix(guesses, answers, "testdigest"), first)
+    monkeypatch.setattr(feedback_module, "_IN_PROCESS", {})
     path.write_bytes(b"not a numpy file")
     np.testing.assert_array_equal(cached_pattern_matrix(guesses, answers, "testdigest"), first)
     np.testing.assert_array_equal(np.load(path), first)
