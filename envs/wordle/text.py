@@ -7,6 +7,7 @@ from scratch (about 12 characters a guess instead of several hundred for the rul
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -80,6 +81,11 @@ def history_line(guess: str, marks: Sequence[int], style: str) -> str:
     return f"{guess.upper()} → {cells}"
 
 
+@functools.lru_cache(maxsize=16)
+def _rules(max_guesses: int, hard_mode: bool) -> str:
+    return RULES.format(max_guesses=max_guesses, hard=HARD_RULE if hard_mode else "")
+
+
 def render_prompt(
     history: Sequence[tuple[str, Sequence[int]]],
     *,
@@ -94,7 +100,7 @@ def render_prompt(
         if invalid:
             lines.append(f"! {invalid}")
         return "\n".join(lines)
-    parts = [RULES.format(max_guesses=max_guesses, hard=HARD_RULE if hard_mode else "")]
+    parts = [_rules(max_guesses, hard_mode)]
     if lines:
         parts.append("Your guesses so far:\n" + "\n".join(lines) + "\n")
     else:
