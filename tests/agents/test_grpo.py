@@ -36,12 +36,6 @@ TINY = {"hidden_size": 32, "num_hidden_layers": 1, "intermediate_size": 64,
         "num_attention_heads": 2, "num_key_value_heads": 2}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def tiny_policy(seed: int = 0) -> LMPolicy:

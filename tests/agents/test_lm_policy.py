@@ -26,13 +26,6 @@ TINY = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2,
 PROMPTS = ["soare 01020\ncrane 20001\n", "hi", "Rules: ✓ → keep  it\n\n<think>x</think><guess>crane</guess>"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # The test models are tiny: thread sync costs more than it saves, badly so on a busy machine.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def tiny_policy(seed: int = 0, **sampling) -> LMPolicy:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from transformers import AutoTokenizer, PreTrainedTokenizerFast
@@ -17,13 +16,6 @@ KNOWN_TEXT = st.lists(st.sampled_from((*CHARACTERS, "\n", "  ", "\n\n", "✓", "
 RULES_SNIPPET = "Rules:\n  ✓ = right spot → keep it…\n\n“crane” isn’t <think>x</think><guess>crane</guess>\t!"
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # The test models are tiny: thread sync costs more than it saves, badly so on a busy machine.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def expected_length(text: str) -> int:

@@ -15,12 +15,6 @@ TINY = {"hidden_size": 32, "num_hidden_layers": 1, "intermediate_size": 64, "num
         "num_key_value_heads": 2}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def tiny_policy(seed: int = 0) -> LMPolicy:
