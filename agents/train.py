@@ -212,6 +212,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         if run_config.env not in gym.registry:
             raise ConfigError(f"unknown env {run_config.env!r}")
+        run_dir = Path(run_config.run_dir) if run_config.run_dir else Run.default_dir(
+            run_config.env, run_config.agent, run_config.seed)
+        resolved["run_dir"] = str(run_dir)
+        policy = make_policy(run_config, agent_config, resume_dir)
+        # Demonstrations after the policy: a bad --init or --model fails before minutes of solver games.
         make_env = None
         if run_config.agent == "grpo":
             from agents.evaluate import make_env_fn
@@ -221,10 +226,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             conversations, held_out = [], (train_answers(make_env, agent_config)[1] or None)
         else:
             conversations, held_out = demonstrations(run_config, agent_config)
-        run_dir = Path(run_config.run_dir) if run_config.run_dir else Run.default_dir(
-            run_config.env, run_config.agent, run_config.seed)
-        resolved["run_dir"] = str(run_dir)
-        policy = make_policy(run_config, agent_config, resume_dir)
     except (ConfigError, DataError, CheckpointError, ValueError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
