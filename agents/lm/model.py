@@ -118,6 +118,9 @@ def load_pretrained(
 
     Weights load through safetensors only and remote code never runs.
     """
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # a "Loading weights" bar per load clutters every CLI
     source, local_only = resolve_source(path_or_id)
     device = torch.device(device) if device is not None else default_device()
     try:
