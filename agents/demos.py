@@ -9,13 +9,14 @@ Sources:
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from envs.jsonl import read_json_lines
 
 Conversation = list[dict[str, str]]
 ROLES = ("system", "user", "assistant")
@@ -45,26 +46,18 @@ def read_conversations_jsonl(path: str | Path) -> list[Conversation]:
     if not path.is_file():
         raise DataError(f"data file {str(path)!r} does not exist")
     conversations = []
-    with path.open(encoding="utf-8") as handle:
-        for line_no, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            where = f"{path}:{line_no}"
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise DataError(f"{where}: not valid JSON ({err.msg})") from err
-            if not isinstance(row, dict):
-                raise DataError(f"{where}: expected a JSON object")
-            if "messages" in row:
-                conversations.append(validate_conversation(row["messages"], where))
-            elif "prompt" in row and "completion" in row:
-                if not isinstance(row["prompt"], str) or not isinstance(row["completion"], str):
-                    raise DataError(f"{where}: 'prompt' and 'completion' must be strings")
-                conversations.append([{"role": "user", "content": row["prompt"]},
-                                      {"role": "assistant", "content": row["completion"]}])
-            else:
-                raise DataError(f"{where}: expected 'messages' or 'prompt'+'completion' keys, got {sorted(row)}")
+    for where, row in read_json_lines(path, DataError):
+        if not isinstance(row, dict):
+            raise DataError(f"{where}: expected a JSON object")
+        if "messages" in row:
+            conversations.append(validate_conversation(row["messages"], where))
+        elif "prompt" in row and "completion" in row:
+            if not isinstance(row["prompt"], str) or not isinstance(row["completion"], str):
+                raise DataError(f"{where}: 'prompt' and 'completion' must be strings")
+            conversations.append([{"role": "user", "content": row["prompt"]},
+                                  {"role": "assistant", "content": row["completion"]}])
+        else:
+            raise DataError(f"{where}: expected 'messages' or 'prompt'+'completion' keys, got {sorted(row)}")
     if not conversations:
         raise DataError(f"{path}: no conversations (the file is empty)")
     return conversations
@@ -89,17 +82,13 @@ def hh_conversations(path: str | Path, field: str = "chosen") -> list[Conversati
     if not path.is_file():
         raise DataError(f"HH data file {str(path)!r} does not exist")
     conversations = []
-    with path.open(encoding="utf-8") as handle:
-        for line_no, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-                conversation = parse_hh(row[field])
-            except (json.JSONDecodeError, KeyError, TypeError, DataError) as err:
-                raise DataError(f"{path}:{line_no}: not an HH-RLHF record ({err})") from err
-            if any(m["role"] == "assistant" and m["content"] for m in conversation):
-                conversations.append(conversation)
+    for where, row in read_json_lines(path, DataError):
+        try:
+            conversation = parse_hh(row[field])
+        except (KeyError, TypeError, DataError) as err:
+            raise DataError(f"{where}: not an HH-RLHF record ({err})") from err
+        if any(m["role"] == "assistant" and m["content"] for m in conversation):
+            conversations.append(conversation)
     if not conversations:
         raise DataError(f"{path}: no conversations")
     return conversations

@@ -15,6 +15,8 @@ from typing import Any
 
 import numpy as np
 
+from envs.jsonl import read_json_lines
+
 
 @dataclass(frozen=True)
 class TurnTokens:
@@ -133,11 +135,8 @@ def read_episodes(paths: str | Path | Sequence[str | Path]) -> Iterator[Episode]
     if isinstance(paths, str | Path):
         paths = [paths]
     for path in map(Path, paths):
-        with path.open(encoding="utf-8") as handle:
-            for line_no, line in enumerate(handle, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    yield Episode.from_json(json.loads(line))
-                except (ValueError, TypeError, KeyError) as err:
-                    raise ValueError(f"{path}:{line_no}: not a valid episode record ({err})") from err
+        for where, row in read_json_lines(path):
+            try:
+                yield Episode.from_json(row)
+            except (ValueError, TypeError, KeyError, AttributeError) as err:
+                raise ValueError(f"{where}: not a valid episode record ({err})") from err

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 from envs.gsm8k.answer import reference_answer
+from envs.jsonl import read_json_lines
 
 SPLITS = ("train", "test")
 HOW_TO_PROVIDE = (
@@ -31,18 +31,14 @@ def read_jsonl(path: str | Path) -> list[Problem]:
     if not path.is_file():
         raise DataUnavailable(f"GSM8K data file {str(path)!r} does not exist; {HOW_TO_PROVIDE}")
     problems = []
-    with path.open(encoding="utf-8") as handle:
-        for line_no, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-                question, solution = row["question"], row["answer"]
-                if not isinstance(question, str) or not isinstance(solution, str):
-                    raise TypeError("'question' and 'answer' must be strings")
-                problems.append(Problem(question, solution, reference_answer(solution)))
-            except (json.JSONDecodeError, KeyError, TypeError, ValueError) as err:
-                raise ValueError(f"{path}:{line_no}: not a GSM8K record ({err})") from err
+    for where, row in read_json_lines(path):
+        try:
+            question, solution = row["question"], row["answer"]
+            if not isinstance(question, str) or not isinstance(solution, str):
+                raise TypeError("'question' and 'answer' must be strings")
+            problems.append(Problem(question, solution, reference_answer(solution)))
+        except (KeyError, TypeError, ValueError) as err:
+            raise ValueError(f"{where}: not a GSM8K record ({err})") from err
     if not problems:
         raise ValueError(f"{path}: no problems in the file")
     return problems
