@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import string
 from collections.abc import Sequence
 from pathlib import Path
@@ -65,7 +66,11 @@ class WordleEnv(gym.Env):
     | ``feedback`` | shaped | per letter: +0.2 kept in a known ✓ spot, +0.1 known letter in a new spot, -0.2 known letter in a spot already marked ``-``, -0.5 letter known absent, +0.05 untried letter (0 for invalid actions) |
     | ``info_gain`` | shaped | (H0 - E[H after the guess]) / H0 over the answers still possible, H in bits (0 for invalid actions and when one answer is left) |
 
-    The shaped reward of a step is the sum of its four terms.
+    | ``invalid`` | both, when ``invalid_penalty`` > 0 | ``-invalid_penalty`` for an invalid action, else 0 |
+
+    The reward of a step is the sum of its terms. ``invalid_penalty`` charges each misspelt
+    or disallowed guess directly: under ``"win"`` alone an invalid action costs nothing until
+    it loses the game, so a policy learns little about spelling from the wins it still gets.
 
     ## Starting State
     The answer is drawn uniformly from ``answers`` with ``self.np_random``;
@@ -85,6 +90,7 @@ class WordleEnv(gym.Env):
     | ``hard_mode`` | ``False`` | revealed hints must be used in later guesses |
     | ``max_guesses`` | 6 | valid guesses per game |
     | ``max_invalid`` | 2 | invalid actions tolerated per game |
+    | ``invalid_penalty`` | 0.0 | subtracted from the reward of each invalid action (term ``invalid``) |
     | ``render_mode`` | ``None`` | ``"ansi"`` (coloured board as a string) or ``"human"`` (printed) |
 
     The package lexicon needs no download: lowercase five-letter entries of Webster's 2nd
@@ -104,6 +110,7 @@ class WordleEnv(gym.Env):
         hard_mode: bool = False,
         max_guesses: int = 6,
         max_invalid: int = 2,
+        invalid_penalty: float = 0.0,
         render_mode: str | None = None,
     ):
         if reward not in REWARD_MODES:
@@ -114,12 +121,15 @@ class WordleEnv(gym.Env):
             raise ValueError(f"render_mode must be one of {self.metadata['render_modes']}, got {render_mode!r}")
         if max_guesses < 1 or max_invalid < 0:
             raise ValueError("max_guesses must be >= 1 and max_invalid >= 0")
+        if not (math.isfinite(invalid_penalty) and invalid_penalty >= 0):
+            raise ValueError(f"invalid_penalty must be a finite number >= 0, got {invalid_penalty}")
         self.lexicon: Lexicon = load_lexicon(answers, allowed)
         self.reward_mode = reward
         self.prompt_style = prompt_style
         self.hard_mode = hard_mode
         self.max_guesses = max_guesses
         self.max_invalid = max_invalid
+        self.invalid_penalty = float(invalid_penalty)
         self.render_mode = render_mode
         # The rules take ~1 kB; each past guess adds one history line (< 40 characters).
         prompt_chars = max(MAX_PROMPT_CHARS, 1536 + 48 * max_guesses)
@@ -165,6 +175,8 @@ class WordleEnv(gym.Env):
         terms = {"win": 0.0}
         if self.reward_mode == "shaped":
             terms.update(format=format_score, feedback=0.0, info_gain=0.0)
+        if self.invalid_penalty:
+            terms["invalid"] = -self.invalid_penalty if invalid is not None else 0.0
         if invalid is not None:
             self._invalid_count += 1
             self._last_invalid = invalid

@@ -240,3 +240,26 @@ def test_render_ansi_and_human(capsys):
     human = WordleEnv(answers=SMALL, render_mode="human")
     human.reset(seed=0)
     assert human.render() is None and "_" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("reward", ["win", "shaped"])
+def test_invalid_penalty_charges_each_invalid_action_only(reward):
+    env = WordleEnv(answers=SMALL, reward=reward, invalid_penalty=0.25)
+    env.reset(seed=0, options={"answer": SMALL[0]})
+    _, r_bad, *_, info = env.step("<guess>zzzzz</guess>")
+    assert info["reward_terms"]["invalid"] == -0.25
+    assert r_bad == pytest.approx(sum(info["reward_terms"].values()))
+    _, r_win, terminated, _, info = env.step(f"<guess>{SMALL[0]}</guess>")
+    assert r_win == pytest.approx(sum(info["reward_terms"].values()))
+    assert terminated and info["reward_terms"]["invalid"] == 0.0 and info["reward_terms"]["win"] == 1.0
+    # Without a penalty the term is absent and an invalid action is free under "win".
+    plain = WordleEnv(answers=SMALL)
+    plain.reset(seed=0)
+    _, r, *_, info = plain.step("<guess>zzzzz</guess>")
+    assert r == 0.0 and "invalid" not in info["reward_terms"]
+
+
+@pytest.mark.parametrize("penalty", [-0.1, float("nan"), float("inf")])
+def test_bad_invalid_penalty_is_rejected(penalty):
+    with pytest.raises(ValueError, match="invalid_penalty"):
+        WordleEnv(answers=SMALL, invalid_penalty=penalty)
