@@ -55,6 +55,7 @@ from agents.trajectory import Episode, TurnTokens
 ESTIMATORS = ("grpo", "dr_grpo", "rloo", "reinforce_pp")
 LOSS_AGGREGATIONS = ("token-mean", "seq-mean-token-mean", "seq-mean-token-sum-norm")
 TURN_CREDITS = ("episode", "return_to_go")
+BUDGET_CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
 
 
 @dataclasses.dataclass
@@ -83,6 +84,10 @@ class GRPOConfig:
     answer_pool: str | None = field(None, help="Wordle: file of answers (one per line) to train on; default: all the env's answers")
     train_answer_fraction: float = field(1.0, help="Wordle: train on this share of the answers (the same split as sft with the same split_seed)")
     split_seed: int = field(0, help="seed of the deterministic train / held-out answer split")
+    max_minutes: float = field(0.0, help="time budget: stop after the iteration that passes it, evaluations included (0 = no limit; a resumed run counts the time already spent)")
+    budget_clock: str = field("wall", help="what max_minutes measures: wall (elapsed time) | cpu (this process's CPU time, all threads: fair on a shared machine)")
+    eval_every: int = field(0, help="every N iterations play the eval tasks greedily and log eval/<set>/* (0 = never)")
+    eval_set_size: int = field(256, help="episodes per periodic evaluation set: Wordle with a split plays this many held-out and as many training answers; other envs this many fixed seeds")
     save_every: int = field(50, help="write checkpoints/step_N every N iterations")
     keep_checkpoints: int = field(2, help="step checkpoints kept on disk")
     log_episodes: bool = field(True, help="append every collected episode (tokens, log-probs, loss masks, advantages) to episodes.jsonl")
@@ -93,10 +98,13 @@ class GRPOConfig:
     model_config: dict[str, Any] = field(default_factory=dict, help="overrides of the built-in model's LlamaConfig (e.g. hidden_size)")
 
     def __post_init__(self) -> None:
-        choices = {"estimator": ESTIMATORS, "loss_agg": LOSS_AGGREGATIONS, "turn_credit": TURN_CREDITS}
+        choices = {"estimator": ESTIMATORS, "loss_agg": LOSS_AGGREGATIONS, "turn_credit": TURN_CREDITS,
+                   "budget_clock": tuple(BUDGET_CLOCKS)}
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name} must be one of {', '.join(allowed)}, got {getattr(self, name)!r}")
+        if self.max_minutes < 0 or self.eval_every < 0 or self.eval_set_size < 1:
+            raise ValueError("max_minutes and eval_every must be >= 0 and eval_set_size >= 1")
         for name in ("iterations", "prompts_per_step", "mu", "micro_batch_size", "save_every", "max_new_tokens"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1")
@@ -249,7 +257,8 @@ class GRPOAgent:
         make_env = _as_make_env(env)
         budget = budget or cfg.iterations
         policy = self.policy
-        pool = self.answers if self.answers is not None else train_answers(make_env, cfg)[0]
+        pool, held_out = (self.answers, []) if self.answers is not None else train_answers(make_env, cfg)
+        eval_sets = self.eval_sets(pool, held_out) if cfg.eval_every else {}
 
         if cfg.beta > 0 and policy.lora is None and policy._reference_model is None:
             # Snapshot before any update. (Resuming full fine-tuning re-snapshots the checkpoint.)
@@ -257,11 +266,16 @@ class GRPOAgent:
         params = policy.trainable_parameters()
         optimizer = torch.optim.AdamW(params, lr=cfg.learning_rate, weight_decay=cfg.weight_decay,
                                       betas=(0.9, 0.99), fused=policy.device.type == "cuda")
-        iteration, optimizer_steps, env_steps = 0, 0, 0
+        iteration, optimizer_steps, env_steps, spent_s = 0, 0, 0, 0.0
         if resume_from is not None:
             state = load_trainer_state(resume_from, optimizer)
             iteration, optimizer_steps = int(state["iteration"]), int(state["optimizer_steps"])
-            env_steps = int(state["env_steps"])
+            env_steps, spent_s = int(state["env_steps"]), float(state.get("elapsed_s", 0.0))
+        now = BUDGET_CLOCKS[cfg.budget_clock]
+        clock = now() - spent_s  # budget used = now() - clock, across resumes
+
+        if eval_sets and iteration == 0:
+            self._log(self.evaluate(make_env, eval_sets), env_steps)  # the starting point of the curve
 
         bar = tqdm(total=budget, initial=iteration, desc="grpo", unit="it", file=sys.stderr, disable=None)
         metrics: dict[str, float] = {}
@@ -318,23 +332,64 @@ class GRPOAgent:
             metrics = {**rollout_metrics, **update_metrics,
                        "rollout/generation_s": generation_s, "train/update_s": update_s,
                        "train/iteration": float(iteration), "train/optimizer_steps": float(optimizer_steps),
+                       f"train/{cfg.budget_clock}_minutes": (now() - clock) / 60,
                        "train/trained_episodes": float(len(trained)), "train/trained_tokens":
                        float(sum(len(r.turn.completion_ids) for r in rows))}
             self._log(metrics, env_steps)
             bar.set_postfix(ret=f"{metrics['rollout/return_mean']:.3f}", refresh=False)
             if self.run is not None and cfg.log_episodes:
                 self.run.log_episodes(self.annotate(episodes, notes, iteration))
+            out_of_time = bool(cfg.max_minutes) and now() - clock >= 60 * cfg.max_minutes
+            if eval_sets and (iteration % cfg.eval_every == 0 or iteration == budget or out_of_time):
+                self._log(self.evaluate(make_env, eval_sets), env_steps)
             if callback is not None:
                 callback(iteration, metrics)
+            if out_of_time:
+                print(f"\ngrpo: {cfg.budget_clock} budget of {cfg.max_minutes:g} min reached after {iteration} iterations",
+                      file=sys.stderr)
+                break
             if self.run is not None and iteration % cfg.save_every == 0 and iteration < budget:
                 self.run.save_training_checkpoint(
                     iteration, policy, optimizer,
-                    {"iteration": iteration, "optimizer_steps": optimizer_steps, "env_steps": env_steps},
+                    {"iteration": iteration, "optimizer_steps": optimizer_steps, "env_steps": env_steps,
+                     "elapsed_s": now() - clock},
                     keep=self.config.keep_checkpoints)
         bar.close()
         policy.model.eval()
         if self.run is not None:
             policy.save(self.run.final_dir)
+        return metrics
+
+    def eval_sets(self, pool: Sequence[str] | None, held_out: Sequence[str]) -> dict[str, list[EpisodeSpec]]:
+        """Fixed greedy evaluation sets: with a Wordle split, ``eval_set_size`` held-out answers and
+        as many training answers (a fixed sample); otherwise ``eval_set_size`` fixed env seeds."""
+        n = self.config.eval_set_size
+        rng = np.random.default_rng([self.seed, 7])
+        if not held_out:
+            return {"eval": [EpisodeSpec(seed=10**6 + i) for i in range(n)]}
+
+        def sample(words: Sequence[str]) -> list[EpisodeSpec]:
+            picked = sorted(rng.choice(len(words), size=min(n, len(words)), replace=False))
+            return [EpisodeSpec(seed=10**6 + i, options={"answer": words[j]}) for i, j in enumerate(picked)]
+
+        return {"held_out": sample(held_out), "train_answers": sample(pool or [])}
+
+    def evaluate(self, make_env: Callable[[], gym.Env], eval_sets: dict[str, list[EpisodeSpec]]) -> dict[str, float]:
+        """``eval/<set>/<metric>`` for the scalar metrics of each set, played greedily."""
+        from agents.evaluate import summarize
+
+        metrics: dict[str, float] = {}
+        probe = make_env()
+        try:
+            for name, specs in eval_sets.items():
+                episodes = play_episodes(make_env, self.policy, specs, deterministic=True, batch_size=len(specs))
+                flat: dict[str, Any] = {}
+                for key, value in summarize(probe, episodes).items():
+                    flat |= value if isinstance(value, dict) else {key: value}
+                metrics |= {f"eval/{name}/{k}": float(v) for k, v in flat.items()
+                            if isinstance(v, int | float) and not isinstance(v, bool)}
+        finally:
+            probe.close()
         return metrics
 
     def prompt_specs(self, iteration: int, pool: Sequence[str] | None) -> list[EpisodeSpec]:

@@ -301,3 +301,28 @@ def test_same_seed_same_run_on_cpu() -> None:
         return out
 
     assert returns() == returns()
+
+
+def test_wall_clock_budget_stops_after_the_iteration_that_passes_it() -> None:
+    seen: list[float] = []
+    GRPOAgent(tiny_policy(), small_config(iterations=50, max_minutes=1e-9, budget_clock="cpu"), seed=0).learn(
+        make_target_env(), callback=lambda i, m: seen.append(m["train/iteration"]))
+    assert seen == [1.0]
+
+
+def test_periodic_evaluation_plays_fixed_held_out_and_training_answers() -> None:
+    from agents.evaluate import make_env_fn
+    from agents.grpo import train_answers
+
+    answers = ["crane", "slate", "pious", "ghost", "lemon", "brick", "eagle", "tried", "abbey", "geese"]
+    make_env = make_env_fn("Wordle-v0", {"answers": answers, "prompt_style": "compact"})
+    config = small_config(train_answer_fraction=0.8, eval_every=1, eval_set_size=3, max_new_tokens=12)
+    agent = GRPOAgent(tiny_policy(), config, seed=0)
+    pool, held_out = train_answers(make_env, config)
+    sets = agent.eval_sets(pool, held_out)
+    assert [len(s) for s in sets.values()] == [2, 3]  # all 2 held-out answers, 3 of the 8 training ones
+    assert {s.options["answer"] for s in sets["held_out"]} == set(held_out)
+    assert {s.options["answer"] for s in sets["train_answers"]} <= set(pool)
+    assert sets == agent.eval_sets(pool, held_out)  # fixed across the run
+    metrics = agent.evaluate(make_env, sets)
+    assert 0.0 <= metrics["eval/held_out/win_rate"] <= 1.0 and metrics["eval/train_answers/episodes"] == 3.0
