@@ -1,8 +1,13 @@
 """Evaluate a policy on an env: ``python -m agents.evaluate --env Wordle-v0 --policy solver``.
 
-Prints a table (or one JSON object with ``--json``). Every env reports the common keys
-``episodes``, ``mean_return``, ``mean_length``; env-specific metrics come from the env
-class's ``summarize_episodes`` (Wordle: win rate, guesses; humanoid: time alive, MPJPE).
+Prints a table (or one JSON object with ``--json``). One schema for every env and policy:
+the common keys ``env``, ``policy`` (CLI), ``episodes``, ``mean_return``, ``std_return``,
+``mean_length`` at the top level, and the env class's ``summarize_episodes`` metrics under one
+key named after the env's package: ``"wordle": {"win_rate", "mean_guesses", ...}``,
+``"gsm8k": {"accuracy_strict", ...}``, ``"mimic": {"mean_time_alive", "mpjpe_mm", ...}``.
+
+``--policy runs/<run>/final`` without ``--env`` plays the env the run was trained on, with the
+env kwargs of its final evaluation (``config.yaml``: ``env_kwargs`` updated by ``eval_env_kwargs``).
 """
 
 from __future__ import annotations
@@ -18,11 +23,44 @@ import gymnasium as gym
 import numpy as np
 from tqdm import tqdm
 
-from agents.checkpoint import CheckpointError, write_json_atomic
+from agents.checkpoint import MANIFEST, CheckpointError, read_manifest, write_json_atomic
 from agents.loading import load_policy
 from agents.policy import Policy
 from agents.rollout import EpisodeSpec, play_episodes
 from agents.trajectory import Episode
+
+
+def run_folder_of(checkpoint: str | Path) -> Path:
+    """The run folder of a checkpoint: ``<run>/final``, ``<run>/best`` or ``<run>/checkpoints/step_N``."""
+    checkpoint = Path(checkpoint)
+    return checkpoint.parent.parent if checkpoint.parent.name == "checkpoints" else checkpoint.parent
+
+
+def checkpoint_run_config(checkpoint: str | Path) -> dict[str, Any]:
+    """The resolved ``config.yaml`` of the run a checkpoint belongs to; ``{}`` when there is none."""
+    import yaml
+
+    path = run_folder_of(checkpoint) / "config.yaml"
+    if not (Path(checkpoint) / MANIFEST).is_file() or not path.is_file():
+        return {}
+    try:
+        config = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError):
+        return {}
+    return config if isinstance(config, dict) else {}
+
+
+def checkpoint_env(checkpoint: str | Path) -> tuple[str | None, dict[str, Any]]:
+    """(env id, env kwargs) a checkpoint is evaluated on by default: its run's env with the final
+    evaluation's kwargs, else the ``env_id`` in its ``policy.json`` metadata (MLP policies)."""
+    config = checkpoint_run_config(checkpoint)
+    if config.get("env"):
+        return str(config["env"]), {**(config.get("env_kwargs") or {}), **(config.get("eval_env_kwargs") or {})}
+    if (Path(checkpoint) / MANIFEST).is_file():
+        metadata = read_manifest(checkpoint).get("metadata") or {}
+        if isinstance(metadata, dict) and metadata.get("env_id"):
+            return str(metadata["env_id"]), {}
+    return None, {}
 
 
 def parse_env_kwargs(text: str | None) -> dict[str, Any]:
@@ -49,6 +87,27 @@ def make_env_fn(env_id: str, env_kwargs: dict[str, Any]):
         return gym.make(env_id, **env_kwargs)
 
     return make
+
+
+def read_tasks(path: str | Path, seed: int = 0) -> list[EpisodeSpec]:
+    """Episodes from a JSON-lines file of reset options, one object per episode (episode i uses
+    seed + i): ``{"answer": "crane"}`` (Wordle), ``{"index": 7}`` (GSM8K), ``{"phase": 0.25}``
+    (humanoid). Training runs with a held-out split write theirs as ``tasks_*.jsonl``."""
+    from envs.jsonl import read_json_lines
+
+    specs = []
+    for where, row in read_json_lines(path, error=ValueError):
+        if not isinstance(row, dict):
+            raise ValueError(f"{where}: a task must be a JSON object of reset options, got {type(row).__name__}")
+        specs.append(EpisodeSpec(seed=seed + len(specs), options=row))
+    if not specs:
+        raise ValueError(f"{path}: no tasks in the file")
+    return specs
+
+
+def write_tasks(path: str | Path, specs: Sequence[EpisodeSpec]) -> None:
+    lines = "".join(json.dumps(spec.options) + "\n" for spec in specs)
+    Path(path).write_text(lines, encoding="utf-8")
 
 
 def episode_specs(env: gym.Env, episodes: str | int | Sequence[EpisodeSpec], seed: int) -> list[EpisodeSpec]:
@@ -80,8 +139,15 @@ def summarize(env: gym.Env, episodes: Sequence[Episode]) -> dict[str, Any]:
     }
     extra = getattr(env.unwrapped, "summarize_episodes", None)
     if extra is not None:
-        summary.update(extra(episodes))
+        summary[env_family(env)] = extra(episodes)
     return summary
+
+
+def env_family(env: gym.Env) -> str:
+    """The key of an env's own metrics: its package under ``envs/`` (``envs.wordle.env`` -> ``wordle``),
+    else its class name in lower case."""
+    parts = type(env.unwrapped).__module__.split(".")
+    return parts[1] if parts[0] == "envs" and len(parts) > 1 else type(env.unwrapped).__name__.lower()
 
 
 def evaluate(
@@ -100,6 +166,8 @@ def evaluate(
     make = make_env_fn(env_id, env_kwargs or {})
     probe = make()
     try:
+        # A scripted name or checkpoint path as given; for a policy object, its kind ("lm", ...).
+        policy_name = policy if isinstance(policy, str) else getattr(policy, "kind", type(policy).__name__)
         if isinstance(policy, str):
             policy = load_policy(policy, probe, seed=seed, device=device)
         specs = episode_specs(probe, episodes, seed)
@@ -120,19 +188,28 @@ def evaluate(
             from agents.trajectory import write_episodes
 
             write_episodes(episodes_path, results, append=False)
-        return summarize(probe, results)
+        return {**summarize(probe, results), "policy": policy_name}
     finally:
         probe.close()
 
 
 def format_table(summary: dict[str, Any]) -> str:
+    """One row per metric; the env's own metrics as ``wordle.win_rate`` and so on."""
     rows = []
-    for key, value in summary.items():
+
+    def add(key: str, value: Any) -> None:
         if isinstance(value, dict):
             value = "  ".join(f"{k}:{v}" for k, v in value.items())
         elif isinstance(value, float):
             value = f"{value:.4f}"
         rows.append((key, str(value)))
+
+    for key, value in summary.items():
+        if isinstance(value, dict):  # the env's metrics
+            for inner_key, inner in value.items():
+                add(f"{key}.{inner_key}", inner)
+        else:
+            add(key, value)
     width = max(len(k) for k, _ in rows)
     return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
 
@@ -142,7 +219,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m agents.evaluate",
         description="Play episodes with a policy and report env metrics (win rate, guesses, time alive, ...).",
     )
-    parser.add_argument("--env", default="Wordle-v0", help="registered env id (default: %(default)s)")
+    parser.add_argument("--env", default=None,
+                        help="registered env id (default: a checkpoint's own env and eval kwargs, else Wordle-v0)")
     parser.add_argument("--env-kwargs", default=None, metavar="JSON",
                         help='env constructor kwargs as JSON, e.g. \'{"answers": "path/answers.txt"}\'')
     parser.add_argument("--policy", default="solver", metavar="NAME_OR_DIR",
@@ -150,6 +228,9 @@ def build_parser() -> argparse.ArgumentParser:
                              "or a checkpoint directory such as runs/<run>/final (default: %(default)s)")
     parser.add_argument("--episodes", default="100", metavar="N|all",
                         help="number of episodes, or 'all' (Wordle: every answer once, in order) (default: %(default)s)")
+    parser.add_argument("--tasks", default=None, metavar="JSONL",
+                        help="play exactly these episodes: one JSON object of reset options per line, e.g. "
+                             "a run's tasks_held_out.jsonl (overrides --episodes)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the first episode; episode i uses seed+i")
     parser.add_argument("--batch-size", type=int, default=64, help="episodes played in lockstep (default: %(default)s)")
     parser.add_argument("--sample", action="store_true", help="sample actions instead of acting deterministically")
@@ -163,11 +244,15 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        env_id, env_kwargs = args.env, parse_env_kwargs(args.env_kwargs)
+        if env_id is None:
+            trained_env, trained_kwargs = checkpoint_env(args.policy)
+            env_id, env_kwargs = trained_env or "Wordle-v0", {**trained_kwargs, **env_kwargs}
         summary = evaluate(
-            args.env,
+            env_id,
             args.policy,
-            env_kwargs=parse_env_kwargs(args.env_kwargs),
-            episodes=args.episodes,
+            env_kwargs=env_kwargs,
+            episodes=read_tasks(args.tasks, args.seed) if args.tasks else args.episodes,
             seed=args.seed,
             batch_size=args.batch_size,
             deterministic=not args.sample,
@@ -178,7 +263,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ValueError, CheckpointError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    summary["policy"] = args.policy
     if args.out:
         write_json_atomic(args.out, summary)
     print(json.dumps(summary) if args.json else format_table(summary))

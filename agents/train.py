@@ -29,14 +29,58 @@ from agents.config import (
 from agents.demos import DataError
 from agents.run import Run, resumable_checkpoint
 
-AGENTS = ("sft", "grpo")
+AGENTS = ("sft", "grpo", "filtered", "trpo")
 
 # Built-in per-env defaults beyond the dataclasses: the tiny default model reads Wordle's
 # compact prompt (one line per guess) far faster than the rules text.
 ENV_DEFAULTS: dict[str, dict[str, Any]] = {"Wordle-v0": {"env_kwargs": {"prompt_style": "compact"}}}
 
 
-def agent_config_class(agent: str) -> type:
+# Text-action env packages, known without constructing the env (GSM8K loads its data when built).
+TEXT_ENV_PACKAGES = ("envs.wordle.", "envs.gsm8k.")
+# Built-in defaults of Box-action (continuous-control) envs: no task list, so a fixed episode count.
+BOX_ENV_DEFAULTS: dict[str, Any] = {"eval_episodes": "20"}
+_ACTION_KINDS: dict[tuple[str, str], str] = {}
+
+
+def action_kind(env_id: str, env_kwargs: dict[str, Any] | None = None) -> str:
+    """``"text"`` (language-model policy) or ``"box"`` (Gaussian MLP policy) for an env id; the
+    agent's config class and policy follow from it. Unknown ids count as text (reported later)."""
+    import gymnasium as gym
+
+    import envs  # noqa: F401  (registers the ids)
+
+    if env_id not in gym.registry or str(gym.registry[env_id].entry_point).startswith(TEXT_ENV_PACKAGES):
+        return "text"
+    key = (env_id, repr(sorted((env_kwargs or {}).items())))
+    if key in _ACTION_KINDS:
+        return _ACTION_KINDS[key]
+    try:
+        env = gym.make(env_id, **(env_kwargs or {}))
+    except (TypeError, ValueError) as err:
+        raise ConfigError(f"cannot build {env_id} with env_kwargs {env_kwargs or {}}: {err}") from err
+    try:
+        _ACTION_KINDS[key] = "box" if isinstance(env.action_space, gym.spaces.Box) else "text"
+    finally:
+        env.close()
+    return _ACTION_KINDS[key]
+
+
+def agent_config_class(agent: str, kind: str = "text") -> type:
+    if kind == "box":
+        if agent == "sft":
+            from agents.bc import BCConfig
+
+            return BCConfig
+        if agent == "trpo":
+            from agents.trpo import TRPOConfig
+
+            return TRPOConfig
+        if agent == "filtered":  # the same agent for both kinds: it trains whatever policy it loads
+            from agents.filtered import FilteredConfig
+
+            return FilteredConfig
+        raise ConfigError(f"agent {agent!r} needs text actions; on Box-action envs use: sft, trpo, filtered")
     if agent == "sft":
         from agents.sft import SFTConfig
 
@@ -45,6 +89,12 @@ def agent_config_class(agent: str) -> type:
         from agents.grpo import GRPOConfig
 
         return GRPOConfig
+    if agent == "filtered":
+        from agents.filtered import FilteredConfig
+
+        return FilteredConfig
+    if agent == "trpo":
+        raise ConfigError("agent 'trpo' needs Box (continuous) actions, e.g. --env HumanoidMimic-v0")
     raise ConfigError(f"unknown agent {agent!r}; available: {', '.join(AGENTS)}")
 
 
@@ -70,7 +120,10 @@ def resolve_config(args: argparse.Namespace) -> tuple[RunConfig, Any, dict[str, 
         else:
             values = merge(values, {agent: {key: value}})
     agent = values.get("agent", "sft")
-    agent_cls = agent_config_class(agent)
+    kind = action_kind(values.get("env", env_id), values.get("env_kwargs"))
+    if kind == "box":
+        values = merge(BOX_ENV_DEFAULTS, values)
+    agent_cls = agent_config_class(agent, kind)
     sections = {a for a in AGENTS if a in values}
     stray = sections - {agent}
     if stray:
@@ -83,14 +136,18 @@ def resolve_config(args: argparse.Namespace) -> tuple[RunConfig, Any, dict[str, 
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from agents.bc import BCConfig
+    from agents.filtered import FilteredConfig
     from agents.grpo import GRPOConfig
     from agents.sft import SFTConfig
+    from agents.trpo import TRPOConfig
 
     def options(cls: type) -> str:
         return "\n".join(f"  {k:<24} {v}" for k, v in field_help(cls).items())
 
     sections = [
-        "envs: Wordle-v0, GSM8K-v0 (HumanoidMimic-v0 trains once its agents land)",
+        "envs: Wordle-v0, GSM8K-v0 (text actions: language-model policy); HumanoidMimic-v0 and one id per clip",
+        "      (Box actions: Gaussian MLP policy)",
         f"agents: {', '.join(AGENTS)}",
         "",
         "run-level keys (--set key=value, or top level of --config):",
@@ -99,14 +156,26 @@ def build_parser() -> argparse.ArgumentParser:
         "sft keys (--set key=value, or under 'sft:' in --config):",
         options(SFTConfig),
         "",
+        "sft keys on Box-action envs, behaviour cloning of a Gaussian MLP (--set key=value, or under 'sft:'):",
+        options(BCConfig),
+        "",
         "grpo keys (--set key=value, or under 'grpo:' in --config):",
         options(GRPOConfig),
+        "",
+        "filtered keys (--set key=value, or under 'filtered:' in --config; short form: python -m agents.filtered):",
+        options(FilteredConfig),
+        "",
+        "trpo keys, Box-action envs (--set key=value, or under 'trpo:' in --config):",
+        options(TRPOConfig),
         "",
         "examples:",
         "  python -m agents.train --env Wordle-v0",
         """  python -m agents.train --env Wordle-v0 --env-kwargs '{"answers": "answers.txt", "allowed": "allowed.txt"}'""",
         "  python -m agents.train --config configs/wordle_sft.yaml --set max_steps=200 --set train_answer_fraction=0.8",
         "  python -m agents.train --config configs/wordle_grpo.yaml --init runs/<sft-run>/final",
+        "  python -m agents.train --config configs/wordle_filtered.yaml --set rl_log=runs/<grpo-run>/episodes.jsonl",
+        "  python -m agents.train --config configs/mimic_walk_sft.yaml         # BC from mocap, ~3 min on 2 cores",
+        "  python -m agents.train --config configs/mimic_walk_trpo.yaml --init runs/<bc-run>/final --set max_minutes=30",
         "  python -m agents.train --resume runs/Wordle-v0__sft__0__20260101-120000",
     ]
     epilog = "\n".join(sections)
@@ -128,12 +197,38 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def make_mlp_policy(run_config: RunConfig, agent_config: Any, resume_dir: Path | None):
+    """The Gaussian MLP policy of a Box-action env: resumed, from ``--init``, or new (sized by the
+    env; ``hidden`` / ``activation`` / ``init_log_std`` from the agent's config where it has them)."""
+    import gymnasium as gym
+
+    from agents.mlp_policy import GaussianMLPPolicy
+
+    if run_config.model:
+        raise ConfigError("--model names a language model; Box-action envs train a Gaussian MLP policy")
+    env = gym.make(run_config.env, **run_config.env_kwargs)
+    try:
+        if resume_dir is not None or run_config.init:
+            policy = GaussianMLPPolicy.load(resume_dir or run_config.init, device=run_config.device)
+        else:
+            policy = GaussianMLPPolicy.for_env(
+                env, hidden=getattr(agent_config, "hidden", (256, 256)),
+                activation=getattr(agent_config, "activation", "tanh"),
+                init_log_std=getattr(agent_config, "init_log_std", -1.0), device=run_config.device)
+        policy.check_compatible(env)
+    finally:
+        env.close()
+    return policy
+
+
 def make_policy(run_config: RunConfig, agent_config: Any, resume_dir: Path | None):
     import torch
 
     from agents.lm.policy import LMPolicy
 
     torch.manual_seed(run_config.seed)
+    if action_kind(run_config.env, run_config.env_kwargs) == "box":
+        return make_mlp_policy(run_config, agent_config, resume_dir)
     if resume_dir is not None:
         return LMPolicy.load(resume_dir, device=run_config.device)
     if run_config.init:
@@ -148,8 +243,11 @@ def make_policy(run_config: RunConfig, agent_config: Any, resume_dir: Path | Non
     return policy
 
 
-def demonstrations(run_config: RunConfig, cfg: Any) -> tuple[list, list[str] | None]:
-    """(conversations, held-out Wordle answers or None) for the SFT data spec."""
+AnswerSplit = tuple[list[str], list[str]]  # (training answers, held-out answers)
+
+
+def demonstrations(run_config: RunConfig, cfg: Any) -> tuple[list, AnswerSplit | None]:
+    """(conversations, the Wordle answer split or None) for the SFT data spec."""
     from agents import demos
 
     if cfg.data == "solver":
@@ -160,7 +258,7 @@ def demonstrations(run_config: RunConfig, cfg: Any) -> tuple[list, list[str] | N
         lexicon = load_lexicon(run_config.env_kwargs.get("answers"), run_config.env_kwargs.get("allowed"))
         train, held_out = demos.split_answers(lexicon.answers, cfg.train_answer_fraction, cfg.split_seed)
         conversations = demos.wordle_solver_conversations(run_config.env_kwargs, train, think=cfg.think)
-        return conversations, (held_out or None)
+        return conversations, ((train, held_out) if held_out else None)
     if cfg.data == "solutions":
         if not run_config.env.startswith("GSM8K"):
             raise ConfigError(f"data='solutions' needs GSM8K-v0, not {run_config.env}")
@@ -170,24 +268,104 @@ def demonstrations(run_config: RunConfig, cfg: Any) -> tuple[list, list[str] | N
     return demos.read_conversations_jsonl(cfg.data), None
 
 
-def final_evaluation(run: Run, run_config: RunConfig, policy: Any, held_out: list[str] | None) -> dict[str, Any]:
-    from agents.evaluate import evaluate, format_table
+def bc_demonstrations(run_config: RunConfig, cfg: Any) -> Any:
+    """What behaviour cloning of a Box-action policy learns from: ``data='mocap'`` extracts it from
+    the humanoid's clip (and relabels DAgger rollouts); otherwise an .npz of observations/actions."""
+    if cfg.data != "mocap":
+        from agents.bc import demo_arrays
+
+        demo_arrays(cfg.data)  # a missing or malformed file fails now, not after the run folder exists
+        return cfg.data
+    import gymnasium as gym
+
+    from envs.mimic.demos import MimicDemoSource
+
+    env = gym.make(run_config.env, **run_config.env_kwargs)
+    if getattr(env.unwrapped, "clip", None) is None:
+        env.close()
+        raise ConfigError(f"data='mocap' needs a HumanoidMimic env, not {run_config.env}; give an .npz path")
+    return MimicDemoSource(env, labels=cfg.labels, reference_states=cfg.reference_states,
+                           noisy_episodes=cfg.noisy_episodes, noise_std=cfg.noise_std, horizon=cfg.horizon,
+                           kp_tilt=cfg.kp_tilt, kd_tilt=cfg.kd_tilt, seed=run_config.seed)
+
+
+def write_answer_split(run: Run, split: AnswerSplit, seed: int) -> None:
+    """``tasks_train.jsonl`` / ``tasks_held_out.jsonl``: the split, replayable with
+    ``python -m agents.evaluate --tasks``."""
+    from agents.evaluate import write_tasks
     from agents.rollout import EpisodeSpec
+
+    for name, answers in zip(("train", "held_out"), split, strict=True):
+        write_tasks(run.dir / f"tasks_{name}.jsonl",
+                    [EpisodeSpec(seed=seed + i, options={"answer": a}) for i, a in enumerate(answers)])
+
+
+def final_evaluation(run: Run, run_config: RunConfig, policy: Any, split: AnswerSplit | None) -> dict[str, Any]:
+    from agents.evaluate import evaluate, format_table, read_tasks
 
     report: dict[str, Any] = {}
     env_kwargs = {**run_config.env_kwargs, **run_config.eval_env_kwargs}
-    report["all"] = evaluate(run_config.env, policy, env_kwargs=env_kwargs,
-                             episodes=run_config.eval_episodes, seed=run_config.seed,
-                             batch_size=run_config.eval_batch_size,
-                             episodes_path=run.dir / "eval_episodes.jsonl")
-    if held_out:
-        specs = [EpisodeSpec(seed=run_config.seed + i, options={"answer": a}) for i, a in enumerate(held_out)]
-        report["held_out"] = evaluate(run_config.env, policy, env_kwargs=env_kwargs, episodes=specs,
-                                      batch_size=run_config.eval_batch_size)
+    splits = {"all": run_config.eval_episodes}
+    if split is not None:
+        # "all" answers = the training answers + the held-out ones: evaluate the two halves instead.
+        train, held = (read_tasks(run.dir / f"tasks_{name}.jsonl", run_config.seed) for name in ("train", "held_out"))
+        splits = {"held_out": held, "train_answers": train} if str(run_config.eval_episodes) == "all" \
+            else {"all": run_config.eval_episodes, "held_out": held}
+    for name, episodes in splits.items():
+        report[name] = evaluate(run_config.env, policy, env_kwargs=env_kwargs, episodes=episodes,
+                                seed=run_config.seed, batch_size=run_config.eval_batch_size,
+                                episodes_path=run.dir / f"eval_episodes_{name}.jsonl")
+    baseline = baseline_policy(run_config.env, env_kwargs)
+    if baseline is not None and "all" in report:
+        # The env's scripted baseline on the same episodes (same seeds, so the same start phases).
+        report[baseline] = evaluate(run_config.env, baseline, env_kwargs=env_kwargs, episodes=splits["all"],
+                                    seed=run_config.seed, batch_size=run_config.eval_batch_size,
+                                    episodes_path=run.dir / f"eval_episodes_{baseline}.jsonl")
+        run.write_eval(report)
+        print(f"\n== evaluation: policy vs {baseline}, same {report['all']['episodes']} episodes ==\n"
+              f"{format_comparison(report)}")
+        return report
     run.write_eval(report)
     for name, summary in report.items():
         print(f"\n== evaluation: {name} ==\n{format_table(summary)}")
     return report
+
+
+BASELINE_POLICY = "reference"
+
+
+def baseline_policy(env_id: str, env_kwargs: dict[str, Any]) -> str | None:
+    """The scripted policy a Box-action policy is compared with after training (the humanoid's
+    open-loop ``reference``), or None."""
+    import gymnasium as gym
+
+    if action_kind(env_id, env_kwargs) != "box":
+        return None
+    env = gym.make(env_id, **env_kwargs)
+    try:
+        return BASELINE_POLICY if BASELINE_POLICY in getattr(env.unwrapped, "scripted_policies", {}) else None
+    finally:
+        env.close()
+
+
+def format_comparison(report: dict[str, dict[str, Any]]) -> str:
+    """Evaluation summaries side by side, one column each (nested env metrics flattened)."""
+    def flat(summary: dict[str, Any]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for key, value in summary.items():
+            out.update({f"{key}.{k}": v for k, v in value.items()} if isinstance(value, dict) else {key: value})
+        return out
+
+    columns = {"policy" if name == "all" else name: flat(summary) for name, summary in report.items()}
+    keys = list(dict.fromkeys(k for c in columns.values() for k in c))
+    cells = {name: [f"{v:.4f}" if isinstance(v, float) else str(v) for v in (c.get(k, "") for k in keys)]
+             for name, c in columns.items()}
+    widths = {name: max(len(name), *map(len, cells[name])) for name in columns}
+    width = max(len(k) for k in keys)
+    lines = [f"{'':<{width}}  " + "  ".join(f"{name:>{widths[name]}}" for name in columns)]
+    for row, key in enumerate(keys):
+        lines.append(f"{key:<{width}}  " + "  ".join(f"{cells[name][row]:>{widths[name]}}" for name in columns))
+    return "\n".join(lines)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -215,22 +393,40 @@ def main(argv: Sequence[str] | None = None) -> int:
         run_dir = Path(run_config.run_dir) if run_config.run_dir else Run.default_dir(
             run_config.env, run_config.agent, run_config.seed)
         resolved["run_dir"] = str(run_dir)
-        policy = make_policy(run_config, agent_config, resume_dir)
+        if run_config.agent == "filtered":
+            from agents.filtered import prepare
+
+            policy, selection, split = prepare(run_config, agent_config, resume_dir)
+        else:
+            policy = make_policy(run_config, agent_config, resume_dir)
         # Demonstrations after the policy: a bad --init or --model fails before minutes of solver games.
         make_env = None
+        bc_demos = None  # Box-action sft: a demonstration source or an .npz path
         if run_config.agent == "grpo":
             from agents.evaluate import make_env_fn
             from agents.grpo import train_answers
 
             make_env = make_env_fn(run_config.env, run_config.env_kwargs)
-            conversations, held_out = [], (train_answers(make_env, agent_config)[1] or None)
+            train, held = train_answers(make_env, agent_config)
+            conversations, split = [], ((train, held) if train is not None and held else None)
+        elif run_config.agent == "filtered":
+            conversations = []  # the data is the selection's kept episodes
+        elif run_config.agent == "trpo":
+            from agents.evaluate import make_env_fn
+
+            make_env = make_env_fn(run_config.env, run_config.env_kwargs)
+            conversations, split = [], None
+        elif action_kind(run_config.env, run_config.env_kwargs) == "box":
+            conversations, split, bc_demos = [], None, bc_demonstrations(run_config, agent_config)
         else:
-            conversations, held_out = demonstrations(run_config, agent_config)
+            conversations, split = demonstrations(run_config, agent_config)
     except (ConfigError, DataError, CheckpointError, ValueError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
 
     run = Run(run_dir, resolved)
+    if split is not None:
+        write_answer_split(run, split, run_config.seed)
     data_note = f"; {len(conversations):,} demonstration conversations" if conversations else ""
     print(f"run folder: {run.dir}\npolicy: {policy.num_parameters():,} parameters "
           f"({policy.num_parameters(trainable_only=True):,} trainable) on {policy.device}{data_note}",
@@ -242,6 +438,22 @@ def main(argv: Sequence[str] | None = None) -> int:
             from agents.grpo import GRPOAgent
 
             GRPOAgent(policy, agent_config, run=run, seed=run_config.seed).learn(make_env, resume_from=resume_dir)
+        elif run_config.agent == "filtered":
+            from agents.filtered import FilteredAgent
+
+            FilteredAgent(policy, agent_config, run=run, seed=run_config.seed, selection=selection).learn(
+                resume_from=resume_dir)
+        elif run_config.agent == "trpo":
+            from agents.trpo import TRPOAgent
+
+            # From a checkpoint (--init: BC), the critic is fitted first before the policy moves.
+            TRPOAgent(policy, agent_config, run=run, seed=run_config.seed,
+                      warm_up_critic=bool(run_config.init)).learn(make_env, resume_from=resume_dir)
+        elif bc_demos is not None:
+            from agents.bc import BCAgent
+
+            BCAgent(policy, agent_config, run=run, seed=run_config.seed).learn(
+                None, demos=bc_demos, resume_from=resume_dir)
         else:
             from agents.sft import SFTAgent
 
@@ -256,7 +468,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         run.close()
         return 2
     if not args.no_eval and str(run_config.eval_episodes) != "0":
-        final_evaluation(run, run_config, policy, held_out)
+        final_evaluation(run, run_config, policy, split)
     run.close()
     (run.dir / "config.yaml").write_text(yaml.safe_dump(resolved, sort_keys=False), encoding="utf-8")
     print(f"\nfinal checkpoint: {run.final_dir}")

@@ -2,7 +2,7 @@
 
     python -m demos.render_mocap --kinematic --motion walk --out walk.mp4
     python -m demos.render_mocap --policy reference --ghost --motion run --out run.gif
-    python -m demos.render_mocap --policy runs/<run>/final --ghost --out trained.mp4
+    python -m demos.render_mocap --policy runs/<run>/final --seconds 10 --ghost --out trained.mp4
 
 ``--kinematic`` plays the clip itself (the simulator is set to the reference state every
 frame, no physics). ``--policy`` rolls out a policy with physics: a scripted name
@@ -14,6 +14,7 @@ Rendering is headless (``envs.mimic`` sets ``MUJOCO_GL`` to ``egl``, or ``osmesa
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -28,8 +29,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m demos.render_mocap", description=__doc__.split("\n\n")[0],
     )
-    parser.add_argument("--motion", default="walk",
-                        help="clip name or path to a DeepMimic motion file (default: %(default)s)")
+    parser.add_argument("--motion", default=None,
+                        help="clip name or path to a DeepMimic motion file (default: the clip a --policy "
+                             "checkpoint was trained on, else walk)")
     source = parser.add_mutually_exclusive_group()
     source.add_argument("--kinematic", action="store_true",
                         help="replay the clip itself, without physics (the default)")
@@ -68,6 +70,18 @@ def policy_frames(env, policy, seconds: float, phase: float, seed: int, ghost: b
             return
 
 
+def checkpoint_motion(policy: str | None) -> str | None:
+    """The clip a checkpoint's policy was trained on (``metadata.motion`` in its policy.json)."""
+    manifest = Path(policy) / "policy.json" if policy else None
+    if manifest is None or not manifest.is_file():
+        return None
+    try:
+        motion = json.loads(manifest.read_text(encoding="utf-8")).get("metadata", {}).get("motion")
+    except (OSError, ValueError, AttributeError):
+        return None  # loading the checkpoint reports what is wrong with it
+    return motion if isinstance(motion, str) else None
+
+
 def open_writer(path: Path, fps: int):
     import imageio.v2 as imageio
 
@@ -88,7 +102,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: --phase must be in [0, 1], got {args.phase}", file=sys.stderr)
         return 2
     try:
-        env = HumanoidMimicEnv(motion=args.motion, render_mode="rgb_array",
+        motion = args.motion or checkpoint_motion(args.policy) or "walk"
+        env = HumanoidMimicEnv(motion=motion, render_mode="rgb_array",
                                width=args.width, height=args.height)
     except MotionError as err:
         print(f"error: {err}", file=sys.stderr)

@@ -35,23 +35,31 @@ def test_cli_smoke_trains_evaluates_and_fills_the_run_folder(tmp_path: Path) -> 
     config = yaml.safe_load((run_dir / "config.yaml").read_text())
     assert config["sft"]["max_steps"] == 6 and config["env_kwargs"]["answers"] == ANSWERS
     assert (run_dir / "final" / "policy.json").is_file()
+    # With a held-out split, "all" answers are reported as their two halves; the split is
+    # written as task files that replay through the evaluate CLI.
     report = json.loads((run_dir / "eval.json").read_text())
-    assert report["all"]["episodes"] == len(ANSWERS)
-    assert report["held_out"]["episodes"] == 2  # 20% of 10 answers
-    assert 0.0 <= report["all"]["win_rate"] <= 1.0
-    assert "evaluation: all" in result.stdout and "win_rate" in result.stdout
+    assert set(report) == {"train_answers", "held_out"}
+    assert report["train_answers"]["episodes"] == 8 and report["held_out"]["episodes"] == 2  # 20% of 10
+    assert 0.0 <= report["held_out"]["wordle"]["win_rate"] <= 1.0
+    assert "evaluation: held_out" in result.stdout and "win_rate" in result.stdout
     assert list(run_dir.glob("events.out.tfevents.*"))
-    lines = (run_dir / "eval_episodes.jsonl").read_text().splitlines()
-    assert len(lines) == len(ANSWERS)
+    held = [json.loads(line)["answer"] for line in (run_dir / "tasks_held_out.jsonl").read_text().splitlines()]
+    train = [json.loads(line)["answer"] for line in (run_dir / "tasks_train.jsonl").read_text().splitlines()]
+    assert sorted(held + train) == sorted(ANSWERS) and len(held) == 2
+    played = [json.loads(line)["info"]["answer"]
+              for line in (run_dir / "eval_episodes_held_out.jsonl").read_text().splitlines()]
+    assert sorted(played) == sorted(held)
 
     # The trained checkpoint evaluates through the evaluate CLI with the same JSON summary.
     evaluated = subprocess.run(
         [sys.executable, "-m", "agents.evaluate", "--env", "Wordle-v0", "--env-kwargs",
          json.dumps({"answers": ANSWERS, "prompt_style": "compact"}), "--policy", str(run_dir / "final"),
-         "--episodes", "all", "--json"], capture_output=True, text=True, timeout=300, cwd=ROOT)
+         "--tasks", str(run_dir / "tasks_held_out.jsonl"), "--json"],
+        capture_output=True, text=True, timeout=300, cwd=ROOT)
     assert evaluated.returncode == 0, evaluated.stderr
     summary = json.loads(evaluated.stdout)
-    assert summary["episodes"] == len(ANSWERS) and set(summary) >= {"win_rate", "mean_guesses", "invalid_actions"}
+    assert summary["episodes"] == 2 and set(summary["wordle"]) >= {"win_rate", "mean_guesses", "invalid_actions"}
+    assert summary["wordle"] == report["held_out"]["wordle"]  # same episodes, greedy policy: same schema and values
 
     # Resuming a finished run does nothing and says so.
     again = run_cli("--resume", str(run_dir))
@@ -121,6 +129,7 @@ def test_gsm8k_config_trains_on_solutions_and_evaluates_on_test(tmp_path: Path) 
     assert result.returncode == 0, result.stderr
     report = json.loads((run_dir / "eval.json").read_text())["all"]
     assert report["env"] == "GSM8K-v0" and report["episodes"] == 3
-    assert {"accuracy_strict", "accuracy_flexible", "format_compliance"} <= set(report)
+    assert len((run_dir / "eval_episodes_all.jsonl").read_text().splitlines()) == 3
+    assert {"accuracy_strict", "accuracy_flexible", "format_compliance"} <= set(report["gsm8k"])
     config = yaml.safe_load((run_dir / "config.yaml").read_text())
     assert config["eval_env_kwargs"]["split"] == "test" and config["env_kwargs"]["split"] == "train"

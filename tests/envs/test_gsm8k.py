@@ -159,5 +159,6 @@ def test_evaluate_cli_on_five_test_problems() -> None:
     assert result.returncode == 0, result.stderr
     summary = json.loads(result.stdout)
     assert summary["episodes"] == 5
-    assert summary["accuracy_strict"] == summary["accuracy_flexible"] == summary["format_compliance"] == 1.0
+    gsm8k = summary["gsm8k"]
+    assert gsm8k["accuracy_strict"] == gsm8k["accuracy_flexible"] == gsm8k["format_compliance"] == 1.0
     assert gym.spec("GSM8K-v0").entry_point == "envs.gsm8k.env:GSM8KEnv"

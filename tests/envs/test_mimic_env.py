@@ -255,10 +255,11 @@ def test_evaluate_cli_reports_time_alive_and_mpjpe():
     )
     assert result.returncode == 0, result.stderr
     summary = json.loads(result.stdout)
-    assert summary["episodes"] == 2
-    assert 0.2 < summary["mean_time_alive"] < 20.0
-    assert 0.0 < summary["mean_reward_per_step"] <= 1.0
-    assert summary["mpjpe_mm"] > 0.0
+    assert summary["episodes"] == 2 and summary["policy"] == "reference"
+    mimic = summary["mimic"]
+    assert 0.2 < mimic["mean_time_alive"] < 20.0
+    assert 0.0 < mimic["mean_reward_per_step"] <= 1.0
+    assert mimic["mpjpe_mm"] > 0.0
 
 
 def test_a_simulation_blow_up_terminates_with_zero_reward(walk, tmp_path, monkeypatch):

@@ -25,23 +25,26 @@ def summary_of(result: subprocess.CompletedProcess) -> dict:
 
 
 def check_consistent(summary: dict, episodes: int) -> None:
+    # The common keys at the top level, Wordle's own metrics under "wordle".
+    assert set(summary) == {"env", "policy", "episodes", "mean_return", "std_return", "mean_length", "wordle"}
     assert summary["env"] == "Wordle-v0" and summary["policy"] == "solver"
     assert summary["episodes"] == episodes
-    assert sum(summary["guess_histogram"].values()) == episodes
-    wins = episodes - summary["guess_histogram"]["fail"]
-    assert summary["win_rate"] == pytest.approx(wins / episodes)
+    wordle = summary["wordle"]
+    assert sum(wordle["guess_histogram"].values()) == episodes
+    wins = episodes - wordle["guess_histogram"]["fail"]
+    assert wordle["win_rate"] == pytest.approx(wins / episodes)
     # win reward: the return of an episode is 1 for a win, so the mean return is the win rate
-    assert summary["mean_return"] == pytest.approx(summary["win_rate"])
+    assert summary["mean_return"] == pytest.approx(wordle["win_rate"])
     if wins:
-        by_hist = sum(int(k) * v for k, v in summary["guess_histogram"].items() if k != "fail") / wins
-        assert summary["mean_guesses"] == pytest.approx(by_hist)
+        by_hist = sum(int(k) * v for k, v in wordle["guess_histogram"].items() if k != "fail") / wins
+        assert wordle["mean_guesses"] == pytest.approx(by_hist)
 
 
 def test_default_lexicon_solver_json():
     summary = summary_of(evaluate("--env", "Wordle-v0", "--policy", "solver", "--episodes", "5", "--json"))
     check_consistent(summary, 5)
-    assert summary["win_rate"] == 1.0 and summary["invalid_actions"] == 0
-    assert 1 <= summary["mean_guesses"] <= 6
+    assert summary["wordle"]["win_rate"] == 1.0 and summary["wordle"]["invalid_actions"] == 0
+    assert 1 <= summary["wordle"]["mean_guesses"] <= 6
 
 
 def test_official_lists_through_env_kwargs(official_lists):
@@ -50,7 +53,7 @@ def test_official_lists_through_env_kwargs(official_lists):
     summary = summary_of(evaluate("--env", "Wordle-v0", "--env-kwargs", kwargs, "--policy", "solver",
                                   "--episodes", "8", "--seed", "100", "--json"))
     check_consistent(summary, 8)
-    assert summary["win_rate"] == 1.0 and summary["guess_histogram"]["fail"] == 0
+    assert summary["wordle"]["win_rate"] == 1.0 and summary["wordle"]["guess_histogram"]["fail"] == 0
 
 
 def test_episodes_all_on_tiny_answers_file(tmp_path):
@@ -61,7 +64,7 @@ def test_episodes_all_on_tiny_answers_file(tmp_path):
     summary = summary_of(evaluate("--env-kwargs", json.dumps({"answers": str(answers)}), "--policy", "solver",
                                   "--episodes", "all", "--episodes-out", str(episodes_out), "--json"))
     check_consistent(summary, len(words))
-    assert summary["win_rate"] == 1.0
+    assert summary["wordle"]["win_rate"] == 1.0
     played = [json.loads(line)["info"]["answer"] for line in episodes_out.read_text().splitlines()]
     assert played == words  # every answer once, in file order
 

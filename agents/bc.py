@@ -1,0 +1,365 @@
+"""Behaviour cloning of a Gaussian MLP policy (the ``sft`` agent on Box-action envs).
+
+Reads top to bottom: demonstrations (a fixed set, or a source that can also relabel the
+states a policy visits) -> observation normalisation from the demonstrations -> train / validation
+split by rollout -> minibatch regression with Adam -> validation every ``eval_every`` steps,
+early stopping on the validation loss with ``patience``, best weights kept -> optional DAgger
+rounds (roll out the current policy, label what it visits, aggregate, train on) -> ``final/``.
+
+The loss (``loss="mse"``, the default) is the squared error of the action mean: a plain
+regression of the expert's action (the joint Gaussian NLL would re-weight every dimension's
+gradient by ``1/sigma^2``, letting the most predictable dimensions dominate and speeding up or
+stalling learning as sigma moves). ``log_std`` is then fitted in closed form at the end of each
+round: the log of each dimension's residual RMS on the held-out states (the training states
+when nothing is held out), floored at ``min_log_std``; an honest spread for sampling or RL
+fine-tuning. ``loss="nll"`` trains mean and ``log_std`` jointly on the Gaussian NLL instead.
+
+A checkpoint (``checkpoints/step_N``) holds the policy, the optimizer, the counters, the best
+weights of the current round and the number of demonstrations used; the demonstrations
+themselves (including DAgger's) are in ``demonstrations.npz`` of the run folder, so an
+interrupted run resumes exactly where its last checkpoint left it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from agents.config import field
+from agents.mlp_policy import ACTIVATIONS, GaussianMLPPolicy
+from agents.run import Run, load_trainer_state
+
+DEMOS_FILE = "demonstrations.npz"
+LOSSES = ("mse", "nll")
+
+
+@dataclasses.dataclass
+class BCConfig:
+    data: str = field("mocap", help="'mocap': demonstrations extracted from the env's clip (HumanoidMimic); or an .npz with arrays observations, actions[, groups]")
+    labels: str = field("feedforward", help="mocap action labels: 'reference' (the next reference pose) | 'feedforward' (+ inverse-dynamics torques and root-tilt feedback)")
+    reference_states: int = field(1000, help="mocap: teacher-forced reference states (phases on a regular grid)")
+    noisy_episodes: int = field(200, help="mocap: expert rollouts with action noise from random phases, every state labelled (DART)")
+    noise_std: float = field(0.05, help="mocap: std of the Gaussian action noise of those rollouts (normalised action units)")
+    horizon: int = field(60, help="mocap: longest noisy-expert / DAgger rollout (control steps)")
+    kp_tilt: float = field(100.0, help="mocap feedforward labels: root-tilt feedback stiffness (1/s^2)")
+    kd_tilt: float = field(20.0, help="mocap feedforward labels: root-tilt feedback damping (1/s)")
+    dagger_rounds: int = field(4, help="mocap: DAgger rounds after the first fit (roll out the policy, label its states, train on all)")
+    dagger_episodes: int = field(60, help="mocap: policy rollouts per DAgger round")
+    hidden: list[int] = field(default_factory=lambda: [256, 256], help="hidden layer sizes of the MLP")
+    activation: str = field("tanh", help=f"hidden activation: {' | '.join(ACTIVATIONS)}")
+    init_log_std: float = field(-1.0, help="initial log standard deviation of the Gaussian")
+    min_log_std: float = field(-3.0, help="floor of the fitted log standard deviation")
+    loss: str = field("mse", help="'mse': squared error of the mean, then log_std = log residual RMS | 'nll': joint Gaussian NLL")
+    max_steps: int = field(6000, help="optimizer steps in all, split evenly over the first fit and each DAgger round")
+    batch_size: int = field(256, help="state-action pairs per minibatch")
+    learning_rate: float = field(1e-3, help="Adam learning rate (cosine-decayed to 10% within each round)")
+    weight_decay: float = field(0.0, help="AdamW weight decay")
+    max_grad_norm: float = field(1.0, help="gradient clipping norm")
+    val_ratio: float = field(0.1, help="share of rollouts (groups) held out for eval/loss")
+    eval_every: int = field(200, help="validate every N steps")
+    patience: int = field(8, help="stop a round after this many validations without a new best (0: never)")
+    save_every: int = field(1000, help="write checkpoints/step_N every N steps")
+    keep_checkpoints: int = field(2, help="step checkpoints kept on disk")
+    log_every: int = field(50, help="log train/* every N steps")
+
+    def __post_init__(self) -> None:
+        if self.labels not in ("reference", "feedforward"):
+            raise ValueError(f"labels must be 'reference' or 'feedforward', got {self.labels!r}")
+        if self.loss not in LOSSES:
+            raise ValueError(f"loss must be one of {', '.join(LOSSES)}, got {self.loss!r}")
+        if self.activation not in ACTIVATIONS:
+            raise ValueError(f"activation must be one of {', '.join(ACTIVATIONS)}, got {self.activation!r}")
+        if not 0 <= self.val_ratio < 1:
+            raise ValueError(f"val_ratio must be in [0, 1), got {self.val_ratio}")
+        for name in ("max_steps", "batch_size", "eval_every", "save_every", "log_every", "horizon"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1")
+        for name in ("dagger_rounds", "dagger_episodes", "reference_states", "noisy_episodes", "patience"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0")
+
+
+class DemoSource(Protocol):
+    """Where demonstrations come from when the agent may ask for more (``envs.mimic.demos.MimicDemoSource``).
+    Both methods return an object with ``observations``, ``actions`` and ``groups`` arrays."""
+
+    def demonstrations(self) -> Any: ...
+
+    def dagger(self, policy: Any, episodes: int, seed: int, group_offset: int | None = None) -> tuple[Any, dict[str, float]]: ...
+
+
+def demo_arrays(demos: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(observations float32 [N, d], actions float32 [N, k], groups int64 [N])`` from a record
+    with those attributes or an ``.npz`` path (groups default to one per sample)."""
+    if isinstance(demos, str | Path):
+        path = Path(demos)
+        if not path.is_file():
+            raise ValueError(f"demonstration file {str(path)!r} does not exist")
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                arrays = {k: data[k] for k in data.files}
+        except (OSError, ValueError) as err:
+            raise ValueError(f"{path}: not a readable .npz file ({err})") from err
+        missing = {"observations", "actions"} - set(arrays)
+        if missing:
+            raise ValueError(f"{path}: lacks array(s) {', '.join(sorted(missing))}")
+    else:
+        arrays = {k: getattr(demos, k, None) for k in ("observations", "actions", "groups")}
+    obs = np.asarray(arrays["observations"], dtype=np.float32)
+    act = np.asarray(arrays["actions"], dtype=np.float32)
+    groups = arrays.get("groups")
+    groups = np.arange(len(obs), dtype=np.int64) if groups is None else np.asarray(groups, dtype=np.int64)
+    if obs.ndim != 2 or act.ndim != 2 or groups.shape != (len(obs),) or len(act) != len(obs):
+        raise ValueError(f"demonstrations need observations [N, d], actions [N, k] and groups [N]; got "
+                         f"{obs.shape}, {act.shape}, {groups.shape}")
+    if len(obs) == 0:
+        raise ValueError("no demonstrations")
+    if not (np.isfinite(obs).all() and np.isfinite(act).all()):
+        raise ValueError("demonstrations hold NaN or infinity")
+    return obs, act, groups
+
+
+def validation_mask(groups: np.ndarray, val_ratio: float, seed: int) -> np.ndarray:
+    """Held-out samples: whole groups, chosen by a hash of (group, seed), so the split of existing
+    groups never changes when DAgger adds new ones."""
+    if val_ratio <= 0:
+        return np.zeros(len(groups), dtype=bool)
+    unique = np.unique(groups)
+    # splitmix64 of (group, seed): a uniform draw per group, independent of which other groups exist
+    x = unique.astype(np.uint64) + np.uint64(seed % 2**32) * np.uint64(0x9E3779B97F4A7C15)
+    x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    draws = (x ^ (x >> np.uint64(31))).astype(np.float64) / 2.0**64
+    held = unique[draws < val_ratio]
+    if len(held) == 0 and len(unique) > 1:  # tiny sets: hold out one group rather than none
+        held = unique[[int(np.argmin(draws))]]
+    if len(held) == len(unique):
+        held = held[:-1]
+    return np.isin(groups, held)
+
+
+def _save_demos(run_dir: Path, obs: np.ndarray, act: np.ndarray, groups: np.ndarray) -> None:
+    tmp = run_dir / f".{DEMOS_FILE}.tmp.npz"
+    np.savez(tmp, observations=obs, actions=act, groups=groups)
+    os.replace(tmp, run_dir / DEMOS_FILE)
+
+
+class BCAgent:
+    """Behaviour cloning (with optional DAgger) for :class:`GaussianMLPPolicy`."""
+
+    def __init__(self, policy: GaussianMLPPolicy, config: BCConfig, run: Run | None = None, seed: int = 0):
+        self.policy = policy
+        self.config = config
+        self.run = run
+        self.seed = seed
+
+    # -- public interface -----------------------------------------------------------------
+    def learn(self, env_or_factory: Any = None, budget: int | None = None, demos: Any = None,
+              callback: Callable[[int, dict[str, float]], None] | None = None,
+              resume_from: str | Path | None = None) -> dict[str, float]:
+        """Fit the policy to ``demos`` (a :class:`DemoSource`, a record with observations / actions
+        [/ groups], or an .npz path) for ``budget`` optimizer steps (default ``config.max_steps``).
+        The env is not needed: a source brings its own for DAgger."""
+        cfg, policy = self.config, self.policy
+        if demos is None:
+            raise ValueError("behaviour cloning needs demonstrations: pass demos= (a source, arrays or an .npz path)")
+        budget = budget or cfg.max_steps
+        source: DemoSource | None = demos if hasattr(demos, "dagger") else None
+        rounds = 1 + (cfg.dagger_rounds if source is not None else 0)
+        round_budget = [budget // rounds + (1 if r < budget % rounds else 0) for r in range(rounds)]
+
+        params = [p for p in policy.parameters() if p.requires_grad]
+        optimizer = torch.optim.AdamW(params, lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
+        counters = {"step": 0, "round": 0, "round_step": 0, "epoch": 0, "cursor": 0, "bad_evals": 0,
+                    "best_val": math.inf, "num_demos": 0}
+        best_state: dict[str, torch.Tensor] | None = None
+        if resume_from is not None:
+            if self.run is None or not (self.run.dir / DEMOS_FILE).is_file():
+                raise ValueError(f"cannot resume from {resume_from}: the run's {DEMOS_FILE} is missing")
+            state = load_trainer_state(resume_from, optimizer)
+            best_state = state.pop("best_state", None)
+            counters.update({k: state[k] for k in counters})
+            obs, act, groups = (a[: int(counters["num_demos"])] for a in demo_arrays(self.run.dir / DEMOS_FILE))
+        else:
+            obs, act, groups = demo_arrays(source.demonstrations() if source is not None else demos)
+            self._check_sizes(obs, act)
+            if float(policy.obs_count) == 0:  # a policy from --init keeps the statistics it was trained with
+                policy.update_obs_stats(obs)
+            counters["num_demos"] = len(obs)
+            if self.run is not None:
+                _save_demos(self.run.dir, obs, act, groups)
+        print(f"behaviour cloning on {len(obs):,} state-action pairs ({len(np.unique(groups)):,} groups), "
+              f"{rounds} round(s)", file=sys.stderr)
+
+        done = sum(round_budget[: int(counters["round"])]) + int(counters["round_step"])  # early stops skip ahead
+        bar = tqdm(total=budget, initial=done, desc="bc", unit="step", file=sys.stderr, disable=None)
+        metrics: dict[str, float] = {}
+        while counters["round"] < rounds:
+            rnd = int(counters["round"])
+            if rnd > 0 and counters["round_step"] == 0:  # (a resumed round has its DAgger data already)
+                assert source is not None
+                new, stats = source.dagger(policy, cfg.dagger_episodes, seed=self.seed + 1000 * rnd,
+                                           group_offset=int(groups.max()) + 1)
+                new_obs, new_act, new_groups = demo_arrays(new)
+                obs, act, groups = (np.concatenate(p) for p in ((obs, new_obs), (act, new_act), (groups, new_groups)))
+                counters["num_demos"] = len(obs)
+                if self.run is not None:
+                    _save_demos(self.run.dir, obs, act, groups)
+                self._log({f"rollout/{k}": v for k, v in stats.items()} | {"train/demonstrations": len(obs)},
+                          int(counters["step"]))
+                tqdm.write(f"DAgger round {rnd}: +{len(new_obs):,} labelled states ({len(obs):,} in all); "
+                           + ", ".join(f"{k} {v:.3g}" for k, v in stats.items()), file=sys.stderr)
+            metrics = self._train_round(obs, act, groups, optimizer, counters, best_state, round_budget[rnd],
+                                        bar, callback)
+            best_state = None
+            counters.update(round=rnd + 1, round_step=0, epoch=0, cursor=0, bad_evals=0, best_val=math.inf)
+        bar.close()
+        if self.run is not None:
+            policy.save(self.run.final_dir)
+        return metrics
+
+    def _train_round(self, obs: np.ndarray, act: np.ndarray, groups: np.ndarray, optimizer: torch.optim.Optimizer,
+                     counters: dict[str, Any], best_state: dict[str, torch.Tensor] | None, steps: int, bar: tqdm,
+                     callback: Callable[[int, dict[str, float]], None] | None) -> dict[str, float]:
+        """One round: minibatches until ``steps`` or early stopping; ends on the best weights."""
+        cfg, policy, rnd = self.config, self.policy, int(counters["round"])
+        held = validation_mask(groups, cfg.val_ratio, self.seed)
+        device = policy.device
+        train_obs = torch.as_tensor(obs[~held], device=device)
+        train_act = torch.as_tensor(act[~held], device=device)
+        val_obs, val_act = torch.as_tensor(obs[held], device=device), torch.as_tensor(act[held], device=device)
+        n_train = len(train_obs)
+        per_epoch = max(1, math.ceil(n_train / cfg.batch_size))
+
+        def lr_at(k: int) -> float:
+            return cfg.learning_rate * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, k / max(1, steps)))))
+
+        def order(epoch: int) -> np.ndarray:
+            return np.random.default_rng([self.seed, rnd, epoch]).permutation(n_train)
+
+        perm = order(int(counters["epoch"]))
+        metrics: dict[str, float] = {}
+        window: list[tuple[float, float]] = []
+        window_start = time.perf_counter()
+        policy.train()
+        while counters["round_step"] < steps:
+            if counters["cursor"] >= per_epoch:
+                counters["epoch"], counters["cursor"] = counters["epoch"] + 1, 0
+                perm = order(int(counters["epoch"]))
+            start = int(counters["cursor"]) * cfg.batch_size
+            idx = torch.as_tensor(perm[start : start + cfg.batch_size], device=device)
+            counters["cursor"] += 1
+            for group in optimizer.param_groups:
+                group["lr"] = lr_at(int(counters["round_step"]))
+            loss, mse, nll = self._loss(train_obs[idx], train_act[idx])
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            grad_norm = float(torch.nn.utils.clip_grad_norm_(policy.parameters(), cfg.max_grad_norm))
+            optimizer.step()
+            with torch.no_grad():
+                policy.log_std.clamp_(min=cfg.min_log_std)
+            window.append((mse, nll))
+            counters["step"] += 1
+            counters["round_step"] += 1
+            step = int(counters["step"])
+            bar.update(1)
+            last = counters["round_step"] >= steps
+            if step % cfg.log_every == 0 or last:
+                elapsed = time.perf_counter() - window_start
+                metrics = {"train/loss": float(np.mean([w[0] for w in window])),
+                           "train/nll": float(np.mean([w[1] for w in window])),
+                           "train/log_std": float(policy.log_std.detach().mean()), "train/grad_norm": grad_norm,
+                           "train/lr": lr_at(int(counters["round_step"]) - 1), "train/round": rnd,
+                           "train/epoch": counters["epoch"] + counters["cursor"] / per_epoch,
+                           "train/steps_per_s": len(window) / max(elapsed, 1e-9)}
+                self._log(metrics, step)
+                bar.set_postfix(round=rnd, loss=f"{metrics['train/loss']:.4g}", refresh=False)
+                window, window_start = [], time.perf_counter()
+            stop = False
+            if len(val_obs) and (counters["round_step"] % cfg.eval_every == 0 or last):
+                val = self.validate(val_obs, val_act)
+                self._log(val, step)
+                metrics.update(val)
+                if val["eval/loss"] < counters["best_val"]:
+                    counters["best_val"], counters["bad_evals"] = val["eval/loss"], 0
+                    best_state = {k: v.detach().clone() for k, v in policy.state_dict().items()}
+                    if self.run is not None:
+                        policy.save(self.run.dir / "best")
+                else:
+                    counters["bad_evals"] += 1
+                    stop = cfg.patience > 0 and counters["bad_evals"] >= cfg.patience
+                policy.train()
+            if callback is not None:
+                callback(step, metrics)
+            if stop:
+                tqdm.write(f"round {rnd}: early stop at step {step} (no better eval/loss in {cfg.patience} "
+                           f"validations; best {counters['best_val']:.4g})", file=sys.stderr)
+                bar.update(steps - int(counters["round_step"]))
+                break
+            if self.run is not None and step % cfg.save_every == 0:
+                state = {**counters, "best_state": best_state or {}}
+                self.run.save_training_checkpoint(step, policy, optimizer, state, keep=cfg.keep_checkpoints)
+        if best_state:
+            policy.load_state_dict(best_state)
+        policy.eval()
+        if cfg.loss == "mse":
+            fit_obs, fit_act = (val_obs, val_act) if len(val_obs) else (train_obs, train_act)
+            with torch.no_grad():
+                residual_rms = (policy(fit_obs) - fit_act).pow(2).mean(0).sqrt()
+                policy.log_std.copy_(residual_rms.clamp_min(1e-12).log().clamp_min(cfg.min_log_std))
+            metrics["train/log_std"] = float(policy.log_std.detach().mean())
+        return metrics
+
+    def _loss(self, obs: torch.Tensor, act: torch.Tensor) -> tuple[torch.Tensor, float, float]:
+        """(loss to minimise, mean squared error of the mean, Gaussian NLL per sample)."""
+        policy = self.policy
+        mean = policy(obs)
+        log_std = policy.log_std
+        mse = (mean - act).pow(2).sum(-1).mean() / policy.act_dim
+        if self.config.loss == "nll":
+            nll = -torch.distributions.Normal(mean, log_std.exp()).log_prob(act).sum(-1).mean()
+            return nll, float(mse.detach()), float(nll.detach())
+        with torch.no_grad():  # log_std is fitted in closed form after the round; reported only
+            nll = -torch.distributions.Normal(mean, log_std.exp()).log_prob(act).sum(-1).mean()
+        return mse, float(mse.detach()), float(nll)
+
+    @torch.no_grad()
+    def validate(self, obs: torch.Tensor, act: torch.Tensor) -> dict[str, float]:
+        """``eval/mse`` (squared error of the mean per action dim), ``eval/nll`` (per sample) and
+        ``eval/loss``, the one of the two that is trained (early stopping watches it)."""
+        self.policy.eval()
+        mse, nll = 0.0, 0.0
+        for start in range(0, len(obs), 4096):
+            o, a = obs[start : start + 4096], act[start : start + 4096]
+            dist = self.policy.distribution(o)
+            mse += float((dist.mean - a).pow(2).sum())
+            nll += float(-dist.log_prob(a).sum())
+        metrics = {"eval/mse": mse / (len(obs) * self.policy.act_dim), "eval/nll": nll / len(obs)}
+        return {"eval/loss": metrics["eval/nll" if self.config.loss == "nll" else "eval/mse"], **metrics}
+
+    def predict(self, obs: Any) -> np.ndarray:
+        actions, _ = self.policy.act([obs], deterministic=True)
+        return actions[0]
+
+    def save(self, directory: str | Path) -> None:
+        self.policy.save(directory)
+
+    # -- internals --------------------------------------------------------------------------
+    def _check_sizes(self, obs: np.ndarray, act: np.ndarray) -> None:
+        if obs.shape[1] != self.policy.obs_dim or act.shape[1] != self.policy.act_dim:
+            raise ValueError(f"demonstrations have observations of size {obs.shape[1]} and actions of size "
+                             f"{act.shape[1]}; the policy takes {self.policy.obs_dim} and gives {self.policy.act_dim}")
+
+    def _log(self, metrics: dict[str, float], step: int) -> None:
+        if self.run is not None:
+            self.run.log(metrics, step)
