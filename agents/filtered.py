@@ -202,7 +202,9 @@ def choose(returns: Sequence[float], keys: Sequence[str], min_reward: float | No
         raise FilterError(
             f"no episode has return >= {threshold:g} ({len(finite)} unique episodes; returns: "
             f"{describe_returns(finite_returns)}). Try --min-reward {_at_most(suggestion)} (keeps {would_keep}) "
-            f"or --top-fraction 0.25")
+            f"or --top-fraction 0.25" + ("; but every episode has the same return, so no threshold selects "
+                                         "among them: train the RL stage longer or use a reward that separates "
+                                         "episodes" if min(finite_returns) == max(finite_returns) else ""))
     stats = {"threshold": threshold, "read": len(returns), "unique": len(unique),
              "nonfinite": len(unique) - len(finite), "returns": quartiles(finite_returns),
              "kept_returns": quartiles([returns[i] for i in kept])}
