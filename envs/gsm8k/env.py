@@ -70,7 +70,7 @@ class GSM8KEnv(gym.Env):
             raise ValueError(f"prompt_style must be one of {PROMPT_STYLES}, got {prompt_style!r}")
         if render_mode not in (None, "ansi"):
             raise ValueError(f"render_mode must be None or 'ansi', got {render_mode!r}")
-        self.problems: list[Problem] = load_problems(split, data_path)
+        self.problems: Sequence[Problem] = load_problems(split, data_path)
         self.split, self.answer_mode, self.format_weight = split, answer_mode, float(format_weight)
         self.prompt_style, self.render_mode = prompt_style, render_mode
         self.observation_space = spaces.Text(max_length=8192, min_length=0, charset=TEXT_CHARSET)

@@ -162,3 +162,12 @@ def test_evaluate_cli_on_five_test_problems() -> None:
     gsm8k = summary["gsm8k"]
     assert gsm8k["accuracy_strict"] == gsm8k["accuracy_flexible"] == gsm8k["format_compliance"] == 1.0
     assert gym.spec("GSM8K-v0").entry_point == "envs.gsm8k.env:GSM8KEnv"
+
+
+def test_a_data_file_is_parsed_once_per_process_and_again_when_it_changes(tmp_path) -> None:
+    path = tmp_path / "tiny.jsonl"
+    path.write_text(json.dumps({"question": "1+1?", "answer": "1+1=2\n#### 2"}) + "\n")
+    first, second = load_problems("train", path), load_problems("train", path)
+    assert first is second  # envs built together share one read-only list
+    path.write_text(json.dumps({"question": "2+2?", "answer": "#### 4"}) + "\n" * 3)
+    assert [p.answer for p in load_problems("train", path)] == ["4"]
