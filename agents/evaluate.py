@@ -15,7 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -87,6 +87,16 @@ def make_env_fn(env_id: str, env_kwargs: dict[str, Any]):
         return gym.make(env_id, **env_kwargs)
 
     return make
+
+
+def as_make_env(env: str | Callable[[], gym.Env]) -> Callable[[], gym.Env]:
+    """An agent's ``learn(env)`` argument as an env factory: an env id (default kwargs) or a
+    zero-argument function such as ``make_env_fn(env_id, kwargs)``."""
+    if isinstance(env, str):
+        return make_env_fn(env, {})
+    if not callable(env):
+        raise TypeError("env must be an env id or a function that builds the env (make_env_fn(env_id, kwargs))")
+    return env
 
 
 def read_tasks(path: str | Path, seed: int = 0) -> list[EpisodeSpec]:

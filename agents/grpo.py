@@ -47,6 +47,7 @@ import torch
 from tqdm import tqdm
 
 from agents.config import field
+from agents.evaluate import as_make_env
 from agents.lm.policy import DEFAULT_LORA_TARGETS, LMPolicy, SamplingConfig
 from agents.rollout import EpisodeSpec, play_episodes
 from agents.run import Run, load_trainer_state
@@ -254,7 +255,7 @@ class GRPOAgent:
         ``agents.evaluate.make_env_fn(env_id, env_kwargs)``). ``demos`` is not used.
         """
         cfg = self.config
-        make_env = _as_make_env(env)
+        make_env = as_make_env(env)
         budget = budget or cfg.iterations
         policy = self.policy
         pool, held_out = (self.answers, []) if self.answers is not None else train_answers(make_env, cfg)
@@ -544,13 +545,3 @@ def train_answers(make_env: Callable[[], gym.Env], cfg: GRPOConfig) -> tuple[lis
     finally:
         env.close()
     return split_answers(answers, cfg.train_answer_fraction, cfg.split_seed)
-
-
-def _as_make_env(env: str | Callable[[], gym.Env]) -> Callable[[], gym.Env]:
-    if isinstance(env, str):
-        from agents.evaluate import make_env_fn
-
-        return make_env_fn(env, {})
-    if not callable(env):
-        raise TypeError("env must be an env id or a function that builds the env (make_env_fn(env_id, kwargs))")
-    return env

@@ -55,6 +55,7 @@ from torch import nn
 from tqdm import tqdm
 
 from agents.config import field
+from agents.evaluate import as_make_env
 from agents.mlp_policy import ACTIVATIONS, GaussianMLPPolicy
 from agents.run import Run, load_trainer_state
 from agents.trajectory import Episode
@@ -292,7 +293,7 @@ class TRPOAgent:
         """
         cfg = self.config
         started = time.perf_counter()
-        make_env = _as_make_env(env)
+        make_env = as_make_env(env)
         budget = budget or cfg.total_steps
         policy = self.policy
         iteration, env_steps, elapsed_before, episodes_done = 0, 0, 0.0, 0
@@ -611,13 +612,3 @@ def _step_reward_terms(infos: dict[str, Any], done: np.ndarray) -> dict[str, np.
             values = np.where(done & final[f"_{name}"], final[name], values)
         out[name] = values
     return out
-
-
-def _as_make_env(env: str | Callable[[], gym.Env]) -> Callable[[], gym.Env]:
-    if isinstance(env, str):
-        from agents.evaluate import make_env_fn
-
-        return make_env_fn(env, {})
-    if not callable(env):
-        raise TypeError("env must be an env id or a function that builds the env (make_env_fn(env_id, kwargs))")
-    return env
