@@ -105,6 +105,8 @@ def read_tasks(path: str | Path, seed: int = 0) -> list[EpisodeSpec]:
     (humanoid). Training runs with a held-out split write theirs as ``tasks_*.jsonl``."""
     from envs.jsonl import read_json_lines
 
+    if not Path(path).is_file():
+        raise ValueError(f"--tasks {str(path)!r} does not exist (a JSON-lines file of reset options)")
     specs = []
     for where, row in read_json_lines(path, error=ValueError):
         if not isinstance(row, dict):

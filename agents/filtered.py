@@ -516,7 +516,7 @@ class FilteredAgent:
     # -- internals --------------------------------------------------------------------------
     def _log(self, metrics: dict[str, float], step: int) -> None:
         if self.run is not None:
-            self.run.log({k: v for k, v in metrics.items() if math.isfinite(v)}, step)
+            self.run.log(metrics, step)
 
 
 class _Samples:

@@ -515,7 +515,7 @@ class GRPOAgent:
     # -- internals --------------------------------------------------------------------------
     def _log(self, metrics: dict[str, float], step: int) -> None:
         if self.run is not None:
-            self.run.log({k: v for k, v in metrics.items() if math.isfinite(v)}, step)
+            self.run.log(metrics, step)
 
 
 def train_answers(make_env: Callable[[], gym.Env], cfg: GRPOConfig) -> tuple[list[str] | None, list[str]]:

@@ -8,6 +8,7 @@ fixed tag namespaces ``rollout/``, ``train/`` and ``eval/``.
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import shutil
@@ -89,7 +90,8 @@ class Run:
         if self._writer is None:
             return
         for tag, value in metrics.items():
-            if value is not None:
+            # NaN / inf (an empty batch's mean, a diverged loss) would break TensorBoard's axes
+            if value is not None and math.isfinite(value):
                 self._writer.add_scalar(tag, float(value), global_step=step)
 
     def log_episodes(self, episodes: Iterable[Episode]) -> int:

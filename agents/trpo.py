@@ -584,7 +584,7 @@ class TRPOAgent:
 
     def _log(self, metrics: dict[str, float], step: int) -> None:
         if self.run is not None:
-            self.run.log({k: v for k, v in metrics.items() if math.isfinite(v)}, step)
+            self.run.log(metrics, step)
 
 
 # ------------------------------------------------------------------------------ helpers
