@@ -8,6 +8,8 @@
 frame, no physics). ``--policy`` rolls out a policy with physics: a scripted name
 (``reference``: PD targets = the reference pose) or a checkpoint directory, loaded through
 ``agents.loading.load_policy``; ``--ghost`` draws the reference pose, translucent, beside it.
+With ``--seconds`` the video has that length: after a fall, a new episode starts from the
+clip phase the fallen one had reached (the summary line counts the falls).
 Rendering is headless (``envs.mimic`` sets ``MUJOCO_GL`` to ``egl``, or ``osmesa`` where EGL is missing).
 """
 
@@ -41,7 +43,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="with --policy: also draw the reference pose, translucent")
     parser.add_argument("--seconds", type=float, default=None,
                         help="video length (default: one clip cycle; with --policy: until the episode "
-                             "ends, at most 20 s)")
+                             "ends, at most 20 s). With --policy and --seconds the video has that length: "
+                             "after a fall a new episode starts where the clip had got to")
     parser.add_argument("--phase", type=float, default=0.0,
                         help="clip phase to start at, in [0, 1] (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=0,
@@ -59,15 +62,29 @@ def kinematic_frames(env, seconds: float, phase: float) -> Iterator[np.ndarray]:
         yield env.render_frame(ghost=False)
 
 
-def policy_frames(env, policy, seconds: float, phase: float, seed: int, ghost: bool) -> Iterator[np.ndarray]:
+def policy_frames(env, policy, seconds: float, phase: float, seed: int, ghost: bool,
+                  keep_going: bool, episodes: list[str]) -> Iterator[np.ndarray]:
+    """Roll the policy out for ``seconds``. An episode that ends early stops the video, unless
+    ``keep_going``: then a new episode starts from the clip phase where the last one ended (from
+    the start after the clip's end), so the video has the requested length. ``episodes`` gets one
+    entry per episode: how it ended."""
     obs, _ = env.reset(seed=seed, options={"phase": phase})
     yield env.render_frame(ghost=ghost)
+    running = True
     for _ in range(round(seconds / env.dt)):
+        if not running:
+            obs, _ = env.reset(options={"phase": restart})
+            running = True
         actions, _ = policy.act([obs], deterministic=True)
-        obs, _, terminated, truncated, _ = env.step(actions[0])
+        obs, _, terminated, truncated, info = env.step(actions[0])
         yield env.render_frame(ghost=ghost)
         if terminated or truncated:
-            return
+            episodes.append("fell" if terminated else "clip ended")
+            if not keep_going:
+                return
+            running, restart = False, 0.0 if truncated else info["phase"]
+    if running:
+        episodes.append("running")
 
 
 def checkpoint_motion(policy: str | None) -> str | None:
@@ -114,6 +131,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    episodes: list[str] = []
     try:
         if args.policy is None:
             seconds = args.seconds if args.seconds is not None else env.clip.duration
@@ -128,7 +146,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(f"error: {err}", file=sys.stderr)
                 return 2
             seconds = args.seconds if args.seconds is not None else 20.0
-            frames = policy_frames(env, policy, seconds, args.phase, args.seed, args.ghost)
+            frames = policy_frames(env, policy, seconds, args.phase, args.seed, args.ghost,
+                                   keep_going=args.seconds is not None, episodes=episodes)
             desc = f"render {env.clip.name} ({args.policy})"
         total = round(seconds / env.dt) + (args.policy is not None)
         count = 0
@@ -138,7 +157,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         writer.close()
         env.close()
-    print(f"wrote {out} ({count} frames, {count * env.dt:.2f} s)")
+    falls = episodes.count("fell")
+    ended = f"; {len(episodes)} episode(s), {falls} fall(s)" if episodes else ""
+    print(f"wrote {out} ({count} frames, {count * env.dt:.2f} s{ended})")
     return 0
 
 
