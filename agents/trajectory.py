@@ -2,10 +2,15 @@
 
 Learners never parse logs themselves: rollouts produce :class:`Episode` records, which are
 validated on construction, written one per line to ``episodes.jsonl`` and read back here.
+
+Observations or actions given as one float numpy array (steps x dims, e.g. a humanoid's) are
+stored packed: ``{"array": "float32", "shape": [n, d], "base64": ...}`` (little-endian bytes),
+exact and about 40% of the size of decimal lists, and read back as a tuple of rows.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import math
 from collections.abc import Iterable, Iterator, Sequence
@@ -43,8 +48,8 @@ class Episode:
 
     env_id: str
     seed: int | None
-    observations: tuple[Any, ...]
-    actions: tuple[Any, ...]
+    observations: tuple[Any, ...] | np.ndarray
+    actions: tuple[Any, ...] | np.ndarray
     rewards: tuple[float, ...]
     terminated: bool
     truncated: bool
@@ -72,8 +77,8 @@ class Episode:
 
     def to_json(self) -> dict[str, Any]:
         row = asdict(self)
-        row["observations"] = [_jsonable(o) for o in self.observations]
-        row["actions"] = [_jsonable(a) for a in self.actions]
+        row["observations"] = _pack(self.observations)
+        row["actions"] = _pack(self.actions)
         row["return"] = self.return_
         row["length"] = self.length
         row["info"] = _jsonable(self.info)
@@ -90,8 +95,8 @@ class Episode:
         return cls(
             env_id=row["env_id"],
             seed=row["seed"],
-            observations=tuple(row["observations"]),
-            actions=tuple(row["actions"]),
+            observations=_unpack(row["observations"]),
+            actions=_unpack(row["actions"]),
             rewards=tuple(float(r) for r in row["rewards"]),
             terminated=bool(row["terminated"]),
             truncated=bool(row["truncated"]),
@@ -102,6 +107,31 @@ class Episode:
                 for t in tokens
             ),
         )
+
+
+_PACKED_DTYPES = ("float16", "float32", "float64")
+
+
+def _pack(values: Any) -> Any:
+    if isinstance(values, np.ndarray) and values.ndim >= 2 and values.dtype.name in _PACKED_DTYPES:
+        data = np.ascontiguousarray(values, dtype=values.dtype.newbyteorder("<"))
+        return {"array": values.dtype.name, "shape": list(values.shape),
+                "base64": base64.b64encode(data.tobytes()).decode("ascii")}
+    return [_jsonable(v) for v in values]
+
+
+def _unpack(value: Any) -> tuple[Any, ...]:
+    if not isinstance(value, dict):
+        return tuple(value)
+    try:
+        dtype, shape = value["array"], [int(n) for n in value["shape"]]
+        if dtype not in _PACKED_DTYPES:
+            raise ValueError(f"array type {dtype!r} is not one of {_PACKED_DTYPES}")
+        data = base64.b64decode(value["base64"], validate=True)
+        array = np.frombuffer(data, dtype=np.dtype(dtype).newbyteorder("<")).reshape(shape)
+    except (KeyError, TypeError, ValueError) as err:  # binascii.Error is a ValueError
+        raise ValueError(f"packed array is malformed ({err})") from err
+    return tuple(array.astype(dtype))  # native byte order, one row per step
 
 
 def _jsonable(value: Any) -> Any:

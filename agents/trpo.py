@@ -26,7 +26,7 @@ Reads top to bottom, one iteration at a time (Schulman et al. 2015, with a GAE c
               ``KL <= target_kl`` and a better surrogate, else keeps the old weights.
 5. log        ``rollout/*`` and ``train/*`` on TensorBoard (x-axis = env steps), finished
               episodes to ``episodes.jsonl`` (observations and executed, i.e. clipped, actions as
-              float lists rounded to ``episode_decimals``, rewards, reward-term sums, the final
+              packed float32 arrays, rewards, reward-term sums, the final
               ``info`` with the iteration: the ``filtered`` agent later fine-tunes on the
               (observation, action) pairs of high-return episodes), checkpoints.
 
@@ -93,7 +93,6 @@ class TRPOConfig:
     save_every: int = field(20, help="write checkpoints/step_N every N iterations (also where the envs are re-seeded)")
     keep_checkpoints: int = field(2, help="step checkpoints kept on disk")
     log_episodes: bool = field(True, help="append every finished episode (observations, actions, rewards, reward terms, info) to episodes.jsonl")
-    episode_decimals: int = field(5, help="decimals kept of observations and actions in episodes.jsonl (smaller files)")
 
     def __post_init__(self) -> None:
         if self.vector_env not in VECTOR_ENVS:
@@ -480,10 +479,9 @@ class TRPOAgent:
     def _episode(self, env_id: str, ep: dict[str, Any], terminated: bool, truncated: bool,
                  info: dict[str, Any], keep: bool) -> Episode:
         n = len(ep["rewards"])
-        if keep:  # rounded: episodes.jsonl holds every step of every episode
-            d = self.config.episode_decimals
-            observations = tuple(np.round(np.asarray(ep["obs"], dtype=np.float64), d).tolist())
-            actions = tuple(np.round(np.asarray(ep["actions"], dtype=np.float64), d).tolist())
+        if keep:  # float32 arrays, stored packed: episodes.jsonl holds every step of every episode
+            observations = np.asarray(ep["obs"], dtype=np.float32)
+            actions = np.asarray(ep["actions"], dtype=np.float32)
         else:  # only the statistics are needed
             observations = actions = (None,) * n
         return Episode(env_id=env_id, seed=ep["seed"], observations=observations, actions=actions,
