@@ -14,6 +14,10 @@ import argparse
 import copy
 import dataclasses
 import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from a checkout
 
 import gymnasium as gym
 import torch
