@@ -112,9 +112,16 @@ def expand_logs(patterns: Sequence[str]) -> list[Path]:
 # ------------------------------------------------------------------------------ filtering
 def transcript_key(episode: Episode) -> str:
     """Identity of an episode for deduplication: its env, observations and actions."""
-    payload = json.dumps([episode.env_id, episode.observations, episode.actions], ensure_ascii=False,
-                         separators=(",", ":"), default=_plain)
-    return hashlib.sha1(payload.encode("utf-8")).hexdigest()
+    digest = hashlib.sha1(episode.env_id.encode("utf-8"))
+    for part in (episode.observations, episode.actions):
+        if part and all(isinstance(row, np.ndarray) for row in part):
+            # float vectors (a humanoid's, read from a packed log): hash the bytes, not their text
+            rows = np.stack(part)
+            digest.update(f"|{rows.dtype.str}{rows.shape}|".encode("ascii"))
+            digest.update(np.ascontiguousarray(rows).tobytes())
+        else:
+            digest.update(json.dumps(part, ensure_ascii=False, separators=(",", ":"), default=_plain).encode("utf-8"))
+    return digest.hexdigest()
 
 
 def _plain(value: Any) -> Any:

@@ -99,6 +99,22 @@ def test_dedup_keeps_one_copy_of_identical_transcripts() -> None:
     assert len(select_episodes([same_a, same_b, other], min_reward=1.0, dedup=False).kept) == 3
 
 
+def test_dedup_of_float_trajectories_read_from_a_packed_log(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    obs, actions = rng.normal(size=(5, 6)).astype(np.float32), rng.uniform(-1, 1, (5, 2)).astype(np.float32)
+
+    def box(o: np.ndarray, a: np.ndarray, seed: int) -> Episode:
+        return Episode(env_id="HumanoidMimic-v0", seed=seed, observations=o, actions=a, rewards=(1.0,) * len(o),
+                       terminated=True, truncated=False)
+
+    nudged = actions.copy()
+    nudged[2, 1] = np.nextafter(nudged[2, 1], np.float32(2))  # one action differs in its last bit
+    write_episodes(tmp_path / "log.jsonl", [box(obs, actions, 0), box(obs, actions, 1), box(obs, nudged, 2),
+                                            box(obs[:4], actions[:4], 3)])
+    selection = select_from_logs([tmp_path / "log.jsonl"], top_fraction=1.0)
+    assert [e.seed for e in selection.kept] == [0, 2, 3] and selection.unique == 3
+
+
 def test_non_finite_returns_are_never_kept() -> None:
     eps = [episode(math.inf, ("x",)), episode(1.0, ("y",))]
     selection = select_episodes(eps, top_fraction=1.0)
