@@ -70,11 +70,11 @@ def policy_frames(env, policy, seconds: float, phase: float, seed: int, ghost: b
     entry per episode: how it ended."""
     obs, _ = env.reset(seed=seed, options={"phase": phase})
     yield env.render_frame(ghost=ghost)
-    running = True
+    restart_at: float | None = None  # set when an episode has ended: the phase to start the next at
     for _ in range(round(seconds / env.dt)):
-        if not running:
-            obs, _ = env.reset(options={"phase": restart})
-            running = True
+        if restart_at is not None:
+            obs, _ = env.reset(options={"phase": restart_at})
+            restart_at = None
         actions, _ = policy.act([obs], deterministic=True)
         obs, _, terminated, truncated, info = env.step(actions[0])
         yield env.render_frame(ghost=ghost)
@@ -82,8 +82,8 @@ def policy_frames(env, policy, seconds: float, phase: float, seed: int, ghost: b
             episodes.append("fell" if terminated else "clip ended")
             if not keep_going:
                 return
-            running, restart = False, 0.0 if truncated else info["phase"]
-    if running:
+            restart_at = 0.0 if truncated else info["phase"]
+    if restart_at is None:
         episodes.append("running")
 
 
