@@ -118,6 +118,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not 0.0 <= args.phase <= 1.0:
         print(f"error: --phase must be in [0, 1], got {args.phase}", file=sys.stderr)
         return 2
+    if args.seconds is not None and not args.seconds > 0:
+        print(f"error: --seconds must be > 0, got {args.seconds}", file=sys.stderr)
+        return 2
     try:
         motion = args.motion or checkpoint_motion(args.policy) or "walk"
         env = HumanoidMimicEnv(motion=motion, render_mode="rgb_array",

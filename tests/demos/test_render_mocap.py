@@ -52,6 +52,9 @@ def test_checkpoints_it_cannot_play_are_one_clear_error(tmp_path: Path, capsys) 
     GaussianMLPPolicy.for_env(gym.make("envs:HumanoidMimic-v0", motion="run"), hidden=(4,)).save(tmp_path / "run")
     assert render_mocap.main(["--policy", str(tmp_path / "run"), "--motion", "walk", "--out", str(tmp_path / "b.gif")]) == 2
     assert "trained on motion 'run'" in capsys.readouterr().err
+    assert render_mocap.main(["--policy", "reference", "--seconds", "0", "--out", str(tmp_path / "d.gif")]) == 2
+    assert "error: --seconds must be > 0, got 0.0" in capsys.readouterr().err
+    assert not (tmp_path / "d.gif").exists()  # no empty video left behind
     (tmp_path / "run" / "model.safetensors").write_bytes(b"junk")
     assert render_mocap.main(["--policy", str(tmp_path / "run"), "--out", str(tmp_path / "c.gif")]) == 2
     assert "corrupt" in capsys.readouterr().err
