@@ -37,6 +37,7 @@ from tqdm import tqdm
 
 from agents.config import field
 from agents.mlp_policy import ACTIVATIONS, GaussianMLPPolicy
+from agents.policy import PolicyAgent
 from agents.run import Run, load_trainer_state
 
 DEMOS_FILE = "demonstrations.npz"
@@ -154,7 +155,7 @@ def _save_demos(run_dir: Path, obs: np.ndarray, act: np.ndarray, groups: np.ndar
     os.replace(tmp, run_dir / DEMOS_FILE)
 
 
-class BCAgent:
+class BCAgent(PolicyAgent):
     """Behaviour cloning (with optional DAgger) for :class:`GaussianMLPPolicy`."""
 
     def __init__(self, policy: GaussianMLPPolicy, config: BCConfig, run: Run | None = None, seed: int = 0):
@@ -347,19 +348,9 @@ class BCAgent:
         metrics = {"eval/mse": mse / (len(obs) * self.policy.act_dim), "eval/nll": nll / len(obs)}
         return {"eval/loss": metrics["eval/nll" if self.config.loss == "nll" else "eval/mse"], **metrics}
 
-    def predict(self, obs: Any) -> np.ndarray:
-        actions, _ = self.policy.act([obs], deterministic=True)
-        return actions[0]
-
-    def save(self, directory: str | Path) -> None:
-        self.policy.save(directory)
-
     # -- internals --------------------------------------------------------------------------
     def _check_sizes(self, obs: np.ndarray, act: np.ndarray) -> None:
         if obs.shape[1] != self.policy.obs_dim or act.shape[1] != self.policy.act_dim:
             raise ValueError(f"demonstrations have observations of size {obs.shape[1]} and actions of size "
                              f"{act.shape[1]}; the policy takes {self.policy.obs_dim} and gives {self.policy.act_dim}")
 
-    def _log(self, metrics: dict[str, float], step: int) -> None:
-        if self.run is not None:
-            self.run.log(metrics, step)

@@ -48,6 +48,7 @@ from tqdm import tqdm
 from agents.checkpoint import MANIFEST, write_json_atomic
 from agents.config import field
 from agents.evaluate import checkpoint_run_config, run_folder_of
+from agents.policy import PolicyAgent
 from agents.run import Run, load_trainer_state
 from agents.sft import bucketed_batches
 from agents.trajectory import Episode, TurnTokens, read_episodes
@@ -397,7 +398,7 @@ def mlp_nll(policy: Any, obs: torch.Tensor, actions: torch.Tensor) -> tuple[torc
 
 
 # ------------------------------------------------------------------------------ the agent
-class FilteredAgent:
+class FilteredAgent(PolicyAgent):
     """Supervised fine-tuning of an RL checkpoint on its own best episodes."""
 
     def __init__(self, policy: Any, config: FilteredConfig, run: Run | None = None, seed: int = 0,
@@ -512,18 +513,6 @@ class FilteredAgent:
     def train_mode(self, training: bool) -> None:
         module = self.policy.model if self.is_lm else self.policy
         module.train(training)
-
-    def predict(self, obs: Any) -> Any:
-        actions, _ = self.policy.act([obs], deterministic=True)
-        return actions[0]
-
-    def save(self, directory: str | Path) -> None:
-        self.policy.save(directory)
-
-    # -- internals --------------------------------------------------------------------------
-    def _log(self, metrics: dict[str, float], step: int) -> None:
-        if self.run is not None:
-            self.run.log(metrics, step)
 
 
 class _Samples:

@@ -49,6 +49,7 @@ from tqdm import tqdm
 from agents.config import field
 from agents.evaluate import as_make_env
 from agents.lm.policy import DEFAULT_LORA_TARGETS, LMPolicy, SamplingConfig
+from agents.policy import PolicyAgent
 from agents.rollout import EpisodeSpec, play_episodes
 from agents.run import Run, load_trainer_state
 from agents.trajectory import Episode, TurnTokens
@@ -232,7 +233,7 @@ def k3_kl(new_logp: torch.Tensor, ref_logp: torch.Tensor) -> torch.Tensor:
 
 
 # ------------------------------------------------------------------------------ the agent
-class GRPOAgent:
+class GRPOAgent(PolicyAgent):
     """GRPO / Dr. GRPO / RLOO / REINFORCE++ for language-model policies on text envs."""
 
     def __init__(self, policy: LMPolicy, config: GRPOConfig, run: Run | None = None, seed: int = 0,
@@ -504,18 +505,6 @@ class GRPOAgent:
             out.append(dataclasses.replace(ep, info={**ep.info, "grpo": {"iteration": iteration, **note,
                                                                           "loss_mask": masks}}))
         return out
-
-    def predict(self, obs: Any) -> Any:
-        actions, _ = self.policy.act([obs], deterministic=True)
-        return actions[0]
-
-    def save(self, directory: str | Path) -> None:
-        self.policy.save(directory)
-
-    # -- internals --------------------------------------------------------------------------
-    def _log(self, metrics: dict[str, float], step: int) -> None:
-        if self.run is not None:
-            self.run.log(metrics, step)
 
 
 def train_answers(make_env: Callable[[], gym.Env], cfg: GRPOConfig) -> tuple[list[str] | None, list[str]]:

@@ -25,3 +25,22 @@ class Policy(Protocol):
         ...
 
     def save(self, directory: str | Path) -> None: ...
+
+
+class PolicyAgent:
+    """What every training agent does the same way around its ``policy`` and ``run`` (a
+    :class:`agents.run.Run` or None): act deterministically, save, log scalars."""
+
+    policy: Any
+    run: Any
+
+    def predict(self, obs: Any) -> Any:
+        actions, _ = self.policy.act([obs], deterministic=True)
+        return actions[0]
+
+    def save(self, directory: str | Path) -> None:
+        self.policy.save(directory)
+
+    def _log(self, metrics: dict[str, float], step: int) -> None:
+        if self.run is not None:
+            self.run.log(metrics, step)

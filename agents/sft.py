@@ -26,6 +26,7 @@ from agents.config import field
 from agents.demos import Conversation
 from agents.lm.policy import DEFAULT_LORA_TARGETS, LMPolicy
 from agents.lm.tokenizer import pad_right
+from agents.policy import PolicyAgent
 from agents.run import Run, load_trainer_state
 
 
@@ -130,7 +131,7 @@ def masked_loss(policy: LMPolicy, batch: dict[str, torch.Tensor]) -> tuple[torch
     return loss, correct, count
 
 
-class SFTAgent:
+class SFTAgent(PolicyAgent):
     """Behaviour cloning for language-model policies."""
 
     def __init__(self, policy: LMPolicy, config: SFTConfig, run: Run | None = None, seed: int = 0):
@@ -247,14 +248,3 @@ class SFTAgent:
             count += int(n)
         return {"eval/loss": total_loss / max(count, 1), "eval/accuracy": correct / max(count, 1)}
 
-    def predict(self, obs: Any) -> Any:
-        actions, _ = self.policy.act([obs], deterministic=True)
-        return actions[0]
-
-    def save(self, directory: str | Path) -> None:
-        self.policy.save(directory)
-
-    # -- internals --------------------------------------------------------------------------
-    def _log(self, metrics: dict[str, float], step: int) -> None:
-        if self.run is not None:
-            self.run.log(metrics, step)

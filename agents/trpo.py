@@ -57,6 +57,7 @@ from tqdm import tqdm
 from agents.config import field
 from agents.evaluate import as_make_env
 from agents.mlp_policy import ACTIVATIONS, GaussianMLPPolicy
+from agents.policy import PolicyAgent
 from agents.run import Run, load_trainer_state
 from agents.trajectory import Episode
 
@@ -262,7 +263,7 @@ class Batch:
 
 
 # ------------------------------------------------------------------------------ the agent
-class TRPOAgent:
+class TRPOAgent(PolicyAgent):
     """TRPO with a GAE critic for a ``GaussianMLPPolicy`` (``agents.mlp_policy``)."""
 
     def __init__(self, policy: GaussianMLPPolicy, config: TRPOConfig, run: Run | None = None, seed: int = 0,
@@ -401,13 +402,6 @@ class TRPOAgent:
         if self.run is not None:
             policy.save(self.run.final_dir)
         return metrics
-
-    def predict(self, obs: Any) -> np.ndarray:
-        actions, _ = self.policy.act(np.asarray([obs], dtype=np.float32), deterministic=True)
-        return actions[0]
-
-    def save(self, directory: str | Path) -> None:
-        self.policy.save(directory)
 
     # -- 1. collect ---------------------------------------------------------------------------
     def make_vector_env(self, make_env: Callable[[], gym.Env]) -> gym.vector.VectorEnv:
@@ -580,9 +574,6 @@ class TRPOAgent:
                 metrics["rollout/time_alive"] = float(np.mean(alive))
         return metrics
 
-    def _log(self, metrics: dict[str, float], step: int) -> None:
-        if self.run is not None:
-            self.run.log(metrics, step)
 
 
 # ------------------------------------------------------------------------------ helpers
