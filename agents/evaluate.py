@@ -13,6 +13,7 @@ env kwargs of its final evaluation (``config.yaml``: ``env_kwargs`` updated by `
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from collections.abc import Callable, Sequence
@@ -174,7 +175,9 @@ def evaluate(
     progress: bool = True,
     device: str | None = None,
     episodes_path: str | Path | None = None,
+    no_repeat_ngram_size: int | None = None,
 ) -> dict[str, Any]:
+    """``no_repeat_ngram_size`` overrides a language-model policy's own setting (0 = off)."""
     make = make_env_fn(env_id, env_kwargs or {})
     probe = make()
     try:
@@ -182,6 +185,11 @@ def evaluate(
         policy_name = policy if isinstance(policy, str) else getattr(policy, "kind", type(policy).__name__)
         if isinstance(policy, str):
             policy = load_policy(policy, probe, seed=seed, device=device)
+        if no_repeat_ngram_size is not None:
+            sampling = getattr(policy, "sampling", None)
+            if sampling is None:
+                raise ValueError("--no-repeat-ngram applies to language-model policies only")
+            policy.sampling = dataclasses.replace(sampling, no_repeat_ngram_size=no_repeat_ngram_size)
         specs = episode_specs(probe, episodes, seed)
         bar = tqdm(total=len(specs), desc=f"eval {env_id}", unit="ep", disable=not progress, file=sys.stderr)
         done: list[Episode] = []
@@ -246,6 +254,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=int, default=0, help="seed of the first episode; episode i uses seed+i")
     parser.add_argument("--batch-size", type=int, default=64, help="episodes played in lockstep (default: %(default)s)")
     parser.add_argument("--sample", action="store_true", help="sample actions instead of acting deterministically")
+    parser.add_argument("--no-repeat-ngram", type=int, default=None, metavar="N",
+                        help="language models: no run of N tokens may occur twice in a completion "
+                             "(0 = off; default: the checkpoint's own setting)")
     parser.add_argument("--device", default=None, help="torch device for checkpoint policies (default: cuda if available)")
     parser.add_argument("--episodes-out", default=None, metavar="PATH", help="also write the episodes as JSON lines")
     parser.add_argument("--out", default=None, metavar="PATH", help="also write the summary JSON to this file")
@@ -271,6 +282,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             progress=not args.json,
             device=args.device,
             episodes_path=args.episodes_out,
+            no_repeat_ngram_size=args.no_repeat_ngram,
         )
     except (ValueError, CheckpointError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)

@@ -35,6 +35,7 @@ class SFTConfig:
     data: str = field("solver", help="'solver' (Wordle expert games), 'solutions' (GSM8K worked solutions), 'hh:PATH' (HH-RLHF JSONL) or a JSONL path of messages / prompt+completion")
     keep_calculator: bool = field(False, help="GSM8K solutions: keep the <<a*b=c>> calculator annotations")
     max_new_tokens: int = field(64, help="longest completion when the trained policy acts (saved with it; evaluation uses it)")
+    no_repeat_ngram_size: int = field(0, help="saved with the policy: when it acts, no run of N tokens occurs twice in a completion (0 = off; breaks greedy phrase loops of small models)")
     think: str = field("none", help="Wordle solver demos: what goes in <think>: none | count | facts")
     train_answer_fraction: float = field(1.0, help="Wordle: share of answers used for demos; the rest is held out and evaluated separately")
     split_seed: int = field(0, help="seed of the deterministic train / held-out answer split")
@@ -63,6 +64,8 @@ class SFTConfig:
             raise ValueError(f"think must be none, count or facts, got {self.think!r}")
         if not 0 <= self.val_ratio < 1:
             raise ValueError(f"val_ratio must be in [0, 1), got {self.val_ratio}")
+        if self.no_repeat_ngram_size < 0:
+            raise ValueError(f"no_repeat_ngram_size must be >= 0 (0 = off), got {self.no_repeat_ngram_size}")
         for name in ("max_steps", "batch_size", "grad_accum_steps", "eval_every", "save_every", "log_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1")
@@ -150,7 +153,8 @@ class SFTAgent(PolicyAgent):
             raise ValueError("SFT needs demonstrations: pass demos= (a list of conversations)")
         budget = budget or cfg.max_steps
         policy = self.policy
-        policy.sampling = dataclasses.replace(policy.sampling, max_new_tokens=cfg.max_new_tokens)
+        policy.sampling = dataclasses.replace(policy.sampling, max_new_tokens=cfg.max_new_tokens,
+                                              no_repeat_ngram_size=cfg.no_repeat_ngram_size)
         data = TokenizedSet.build(policy, demos, cfg.max_length)
         rng = np.random.default_rng(self.seed)
         val_count = round(len(data) * cfg.val_ratio) if len(data) > 1 else 0

@@ -64,6 +64,10 @@ class SamplingConfig:
     temperature: float = 1.0  # > 0; log-probs are reported at this temperature
     top_p: float = 1.0  # nucleus sampling mass, (0, 1]
     max_new_tokens: int = 128  # hard cap per completion; generation stops earlier at end-of-turn
+    # > 0: no run of this many tokens occurs twice within a completion (the prompt is not
+    # counted, so copying from it stays free). Keeps a small model's greedy decoding out of
+    # phrase loops; 0 leaves the distribution alone.
+    no_repeat_ngram_size: int = 0
 
     def __post_init__(self) -> None:
         if not self.temperature > 0:
@@ -74,6 +78,8 @@ class SamplingConfig:
             raise ValueError(f"top_p must be in (0, 1], got {self.top_p}")
         if self.max_new_tokens < 1:
             raise ValueError(f"max_new_tokens must be >= 1, got {self.max_new_tokens}")
+        if self.no_repeat_ngram_size < 0:
+            raise ValueError(f"no_repeat_ngram_size must be >= 0 (0 = off), got {self.no_repeat_ngram_size}")
 
 
 @dataclass(frozen=True)
@@ -82,6 +88,38 @@ class LoraSettings:
     alpha: int = 16
     dropout: float = 0.0
     target_modules: tuple[str, ...] = field(default=DEFAULT_LORA_TARGETS)
+
+
+class _NoRepeatInCompletion(LogitsProcessor):
+    """Bans any token that would complete an ``n``-token run already in this completion.
+
+    Unlike HF's ``no_repeat_ngram_size`` it ignores the (left-padded) prompt, and it updates
+    one table per row per step instead of rescanning the whole sequence every step.
+    """
+
+    def __init__(self, n: int, prompt_width: int) -> None:
+        self.n = n
+        self.prompt_width = prompt_width
+        self.seen: list[dict[tuple[int, ...], set[int]]] = []
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        generated = input_ids[:, self.prompt_width:].tolist()
+        if not self.seen:
+            self.seen = [{} for _ in generated]
+        n = self.n
+        banned_rows, banned_ids = [], []
+        for row, (ids, table) in enumerate(zip(generated, self.seen, strict=True)):
+            if len(ids) >= n:  # the run the last token completed
+                table.setdefault(tuple(ids[-n:-1]), set()).add(ids[-1])
+            if len(ids) >= n - 1:
+                for token in table.get(tuple(ids[len(ids) - n + 1:]), ()):
+                    banned_rows.append(row)
+                    banned_ids.append(token)
+        if not banned_rows:
+            return scores
+        scores = scores.clone()
+        scores[banned_rows, banned_ids] = float("-inf")
+        return cast(torch.FloatTensor, scores)
 
 
 class _RecordAndWarp(LogitsProcessor):
@@ -281,6 +319,9 @@ class LMPolicy:
             pad_token_id=pad_id,
             bos_token_id=self.tokenizer.bos_token_id,
         )
+        processors: list[LogitsProcessor] = [recorder]  # last: it records what is sampled from
+        if self.sampling.no_repeat_ngram_size:
+            processors.insert(0, _NoRepeatInCompletion(self.sampling.no_repeat_ngram_size, width))
         was_training = self.model.training
         self.model.eval()
         try:
@@ -288,7 +329,7 @@ class LMPolicy:
                 input_ids=input_ids.to(self.device),
                 attention_mask=attention_mask.to(self.device),
                 generation_config=generation_config,
-                logits_processor=LogitsProcessorList([recorder]),
+                logits_processor=LogitsProcessorList(processors),
             )
         finally:
             self.model.train(was_training)

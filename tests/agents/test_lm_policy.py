@@ -14,10 +14,12 @@ import numpy as np
 import pytest
 import torch
 from gymnasium import spaces
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from agents.checkpoint import CheckpointError
 from agents.lm.model import default_model_config, load_pretrained
-from agents.lm.policy import LMPolicy, SamplingConfig
+from agents.lm.policy import LMPolicy, SamplingConfig, _NoRepeatInCompletion
 from agents.policy import Policy
 from agents.rollout import EpisodeSpec, play_episodes
 
@@ -329,8 +331,45 @@ def test_missing_model_path_is_a_clear_error(tmp_path) -> None:
         LMPolicy.from_pretrained(tmp_path, device="cpu")
 
 
+def _repeated_runs(ids: list[int], n: int) -> int:
+    runs = [tuple(ids[i:i + n]) for i in range(len(ids) - n + 1)]
+    return len(runs) - len(set(runs))
+
+
+@settings(max_examples=60, deadline=None)
+@given(n=st.integers(1, 4), prompt=st.lists(st.integers(0, 4), min_size=0, max_size=6),
+       completion=st.lists(st.integers(0, 4), min_size=1, max_size=30))
+def test_no_repeat_bans_exactly_the_tokens_that_would_repeat_a_run(n, prompt, completion) -> None:
+    """Fed a completion one token at a time, the banned set is the brute-force answer: the
+    tokens that followed an earlier copy of the last n-1 completion tokens (prompt ignored)."""
+    ban = _NoRepeatInCompletion(n, prompt_width=len(prompt))
+    for t in range(len(completion) + 1):
+        ids = prompt + completion[:t]
+        out = ban(torch.tensor([ids]), torch.zeros(1, 5))
+        done = completion[:t]
+        expected = {done[i + n - 1] for i in range(len(done) - n + 1)
+                    if done[i:i + n - 1] == done[len(done) - n + 1:]} if len(done) >= n - 1 else set()
+        assert {int(k) for k in torch.nonzero(out[0] == float("-inf")).flatten()} == expected
+
+
+def test_no_repeat_keeps_greedy_completions_free_of_repeated_runs() -> None:
+    looping = tiny_policy(max_new_tokens=48)
+    blocked = tiny_policy(max_new_tokens=48, no_repeat_ngram_size=3)
+    looping.act(PROMPTS, deterministic=True)
+    assert any(_repeated_runs(list(t.completion_ids), 3) for t in looping.last_tokens)  # untrained: loops
+    blocked.act(PROMPTS, deterministic=True)
+    for turn in blocked.last_tokens:
+        assert _repeated_runs(list(turn.completion_ids), 3) == 0
+        assert all(math.isfinite(lp) for lp in turn.logprobs)
+    blocked.act(PROMPTS)  # sampling too, with log-probs of what was sampled
+    for turn in blocked.last_tokens:
+        assert _repeated_runs(list(turn.completion_ids), 3) == 0
+        assert all(math.isfinite(lp) for lp in turn.logprobs)
+
+
 def test_sampling_config_validates() -> None:
-    for bad in ({"temperature": 0}, {"top_p": 0}, {"top_p": 1.5}, {"max_new_tokens": 0}):
+    for bad in ({"temperature": 0}, {"top_p": 0}, {"top_p": 1.5}, {"max_new_tokens": 0},
+                {"no_repeat_ngram_size": -1}):
         with pytest.raises(ValueError):
             SamplingConfig(**bad)
     assert math.isclose(SamplingConfig().temperature, 1.0)

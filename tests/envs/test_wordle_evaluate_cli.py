@@ -75,6 +75,7 @@ def test_episodes_all_on_tiny_answers_file(tmp_path):
     (["--policy", "no-such-policy"], "no-such-policy"),
     (["--env", "Wordle-v9"], "unknown env"),
     (["--episodes", "zero"], "--episodes"),
+    (["--no-repeat-ngram", "3"], "language-model policies only"),
 ])
 def test_error_exits_with_one_line(args, fragment):
     result = evaluate("--episodes", "2", *args, "--json")  # a later --episodes overrides the 2
