@@ -107,12 +107,13 @@ def split_answers(answers: Sequence[str], train_fraction: float, seed: int) -> t
 
 def wordle_solver_conversations(
     env_kwargs: dict[str, Any], answers: Sequence[str] | None = None, think: str = "facts",
-    batch_size: int = 256,
+    batch_size: int = 256, opener: str | None = None,
 ) -> list[Conversation]:
     """The expert solver's games, one conversation per turn, for the given secret answers.
 
     The solver plays with the env's full lexicon (it does not know about a train/held-out
-    split), so the demonstrations are its real games on the training answers.
+    split), so the demonstrations are its real games on the training answers. ``opener``
+    fixes its first guess.
     """
     import gymnasium as gym
 
@@ -124,7 +125,7 @@ def wordle_solver_conversations(
         return gym.make("Wordle-v0", **env_kwargs)
 
     probe = make().unwrapped
-    policy = SolverPolicy(probe.lexicon, probe.hard_mode, think=think)
+    policy = SolverPolicy(probe.lexicon, probe.hard_mode, think=think, opener=opener)
     targets = list(answers) if answers is not None else list(probe.lexicon.answers)
     specs = [EpisodeSpec(seed=i, options={"answer": a}) for i, a in enumerate(targets)]
     episodes = play_episodes(make, policy, specs, batch_size=batch_size)
@@ -133,6 +134,37 @@ def wordle_solver_conversations(
         for episode in episodes
         for obs, act in zip(episode.observations, episode.actions, strict=True)
     ]
+
+
+def wordle_practice_conversations(
+    env_kwargs: dict[str, Any], count: int, seed: int = 0, think: str = "facts",
+    skip_prompts: frozenset[str] | set[str] = frozenset(),
+) -> list[Conversation]:
+    """The expert solver's games on *practice* secrets: allowed words that are never answers.
+
+    ``count`` secrets are drawn (with ``seed``) from the env's allowed list minus its answers,
+    so no answer, trained on or held out, is ever a secret here. The solver plays them on a
+    lexicon whose answers are those practice words, opening with the real lexicon's opener
+    so both kinds of game start from the same board. Turns whose prompt is in
+    ``skip_prompts`` are dropped: a board the answer games reach keeps their expert move
+    (the two solvers know different answer lists, so on a shared board they may disagree).
+    """
+    from envs.wordle.lexicon import load_lexicon
+    from envs.wordle.policies import shared_solver
+
+    lexicon = load_lexicon(env_kwargs.get("answers"), env_kwargs.get("allowed"))
+    answers = set(lexicon.answers)
+    pool = [w for w in lexicon.allowed if w not in answers]
+    if not pool:
+        raise ValueError("practice games need allowed words that are not answers; this lexicon has none")
+    if count < 1:
+        raise ValueError(f"count must be >= 1, got {count}")
+    rng = np.random.default_rng(seed)
+    secrets = sorted(pool[i] for i in rng.permutation(len(pool))[:count])
+    opener = shared_solver(lexicon, bool(env_kwargs.get("hard_mode", False))).opener
+    practice_kwargs = {**env_kwargs, "answers": pool, "allowed": list(lexicon.allowed)}
+    conversations = wordle_solver_conversations(practice_kwargs, secrets, think=think, opener=opener)
+    return [c for c in conversations if c[0]["content"] not in skip_prompts]
 
 
 def gsm8k_solution_conversations(env_kwargs: dict[str, Any], keep_calculator: bool = False) -> list[Conversation]:

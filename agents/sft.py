@@ -39,6 +39,7 @@ class SFTConfig:
     think: str = field("none", help="Wordle solver demos: what goes in <think>: none | count | facts")
     train_answer_fraction: float = field(1.0, help="Wordle: share of answers used for demos; the rest is held out and evaluated separately")
     split_seed: int = field(0, help="seed of the deterministic train / held-out answer split")
+    practice_games: int = field(0, help="Wordle solver demos: also N solver games whose secrets are allowed words that are never answers (spelling beyond the answer list; no held-out answer is a secret)")
     max_steps: int = field(3500, help="optimizer steps (the training budget)")
     batch_size: int = field(64, help="conversations per micro-batch")
     grad_accum_steps: int = field(1, help="micro-batches per optimizer step")
@@ -66,6 +67,8 @@ class SFTConfig:
             raise ValueError(f"val_ratio must be in [0, 1), got {self.val_ratio}")
         if self.no_repeat_ngram_size < 0:
             raise ValueError(f"no_repeat_ngram_size must be >= 0 (0 = off), got {self.no_repeat_ngram_size}")
+        if self.practice_games < 0:
+            raise ValueError(f"practice_games must be >= 0, got {self.practice_games}")
         for name in ("max_steps", "batch_size", "grad_accum_steps", "eval_every", "save_every", "log_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1")

@@ -258,6 +258,10 @@ def demonstrations(run_config: RunConfig, cfg: Any) -> tuple[list, AnswerSplit |
         lexicon = load_lexicon(run_config.env_kwargs.get("answers"), run_config.env_kwargs.get("allowed"))
         train, held_out = demos.split_answers(lexicon.answers, cfg.train_answer_fraction, cfg.split_seed)
         conversations = demos.wordle_solver_conversations(run_config.env_kwargs, train, think=cfg.think)
+        if cfg.practice_games:
+            seen = {c[0]["content"] for c in conversations}
+            conversations += demos.wordle_practice_conversations(
+                run_config.env_kwargs, cfg.practice_games, seed=cfg.split_seed, think=cfg.think, skip_prompts=seen)
         return conversations, ((train, held_out) if held_out else None)
     if cfg.data == "solutions":
         if not run_config.env.startswith("GSM8K"):

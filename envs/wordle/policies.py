@@ -21,9 +21,9 @@ THINK_STYLES = ("facts", "count", "none")
 
 
 @functools.lru_cache(maxsize=8)
-def shared_solver(lexicon: Lexicon, hard_mode: bool) -> WordleSolver:
-    """One solver (and its memoised game tree) per lexicon and mode in this process."""
-    return WordleSolver(lexicon, hard_mode=hard_mode)
+def shared_solver(lexicon: Lexicon, hard_mode: bool, opener: str | None = None) -> WordleSolver:
+    """One solver (and its memoised game tree) per lexicon, mode and opener in this process."""
+    return WordleSolver(lexicon, hard_mode=hard_mode, opener=opener)
 
 
 def describe_constraints(history: Sequence[tuple[str, Sequence[int]]], candidates_left: int) -> str:
@@ -57,12 +57,14 @@ def format_action(guess: str, think: str) -> str:
 
 class SolverPolicy:
     """The expert solver as a policy; ``think`` sets what goes inside ``<think>``:
-    ``"facts"`` (constraints and answers left), ``"count"`` (answers left) or ``"none"``."""
+    ``"facts"`` (constraints and answers left), ``"count"`` (answers left) or ``"none"``.
+    ``opener`` fixes the first guess instead of the one searched for this lexicon."""
 
-    def __init__(self, lexicon: Lexicon, hard_mode: bool = False, think: str = "facts"):
+    def __init__(self, lexicon: Lexicon, hard_mode: bool = False, think: str = "facts",
+                 opener: str | None = None):
         if think not in THINK_STYLES:
             raise ValueError(f"think must be one of {THINK_STYLES}, got {think!r}")
-        self.solver = shared_solver(lexicon, hard_mode)
+        self.solver = shared_solver(lexicon, hard_mode, opener)
         self.think = think
 
     @classmethod

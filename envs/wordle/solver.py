@@ -42,7 +42,8 @@ _N_LOG_N[1:] = np.arange(1, 1 << 16) * np.log2(np.arange(1, 1 << 16))
 class WordleSolver:
     """Chooses guesses for a lexicon. ``choose(history)`` is deterministic."""
 
-    def __init__(self, lexicon: Lexicon, hard_mode: bool = False, widths: Sequence[int] = DEFAULT_WIDTHS):
+    def __init__(self, lexicon: Lexicon, hard_mode: bool = False, widths: Sequence[int] = DEFAULT_WIDTHS,
+                 opener: str | None = None):
         self.lexicon = lexicon
         self.hard_mode = hard_mode
         self.widths = tuple(widths)
@@ -52,6 +53,10 @@ class WordleSolver:
         self.is_answer = np.zeros(len(lexicon.allowed), dtype=bool)
         self.is_answer[self.answer_rows] = True
         self._memo: dict[tuple[bytes, bytes | None, int], tuple[float, int]] = {}
+        if opener is not None:
+            if opener not in lexicon.allowed_index:
+                raise ValueError(f"opener {opener!r} is not an allowed guess of this lexicon")
+            self.__dict__["opener"] = opener  # fixes the cached property below: no search
 
     # -- state -----------------------------------------------------------------------------
     def candidates(self, history: Sequence[tuple[str, Sequence[int]]]) -> np.ndarray:

@@ -15,6 +15,7 @@ from agents.demos import (
     parse_hh,
     read_conversations_jsonl,
     split_answers,
+    wordle_practice_conversations,
     wordle_solver_conversations,
 )
 from envs.wordle import feedback, parse_guess, parse_history
@@ -119,3 +120,51 @@ def test_solver_demonstrations_replay_the_real_game() -> None:
         assert possible, "the prompt's feedback contradicts every answer"
         games += not history
     assert games == 4  # one opening turn per game
+
+
+PRACTICE_ANSWERS = ["crane", "slate", "eagle", "tried", "abbey", "geese"]
+PRACTICE_EXTRA = ["lolly", "hello", "trace", "allee", "mound", "pinky", "vivid", "gawky", "fjord"]
+
+
+def _games(conversations: list) -> list[list[tuple[str, str]]]:
+    """Conversations (one per turn) regrouped into games: a game restarts at an empty board."""
+    games: list[list[tuple[str, str]]] = []
+    for user, assistant in conversations:
+        if not parse_history(user["content"]):
+            games.append([])
+        games[-1].append((user["content"], parse_guess(assistant["content"]).word))
+    return games
+
+
+def test_practice_secrets_are_never_answers_and_games_open_like_the_answer_games() -> None:
+    kwargs = {"answers": PRACTICE_ANSWERS, "allowed": PRACTICE_EXTRA, "prompt_style": "compact"}
+    opener = wordle_solver_conversations(kwargs, PRACTICE_ANSWERS[:1], think="none")[0][1]["content"]
+    conversations = wordle_practice_conversations(kwargs, count=len(PRACTICE_EXTRA), think="none")
+    games = _games(conversations)
+    assert len(games) == len(PRACTICE_EXTRA)  # every non-answer word is a secret once
+    won = {game[-1][1] for game in games}
+    assert won == set(PRACTICE_EXTRA) and won.isdisjoint(PRACTICE_ANSWERS)
+    assert all(game[0][1] == parse_guess(opener).word for game in games)
+    for game in games:  # every board is true feedback against that game's secret
+        secret = game[-1][1]
+        for prompt, _ in game:
+            assert all(feedback(g, secret) == m for g, m in parse_history(prompt))
+
+
+def test_practice_draw_is_seeded_and_skips_boards_the_answer_games_own() -> None:
+    kwargs = {"answers": PRACTICE_ANSWERS, "allowed": PRACTICE_EXTRA, "prompt_style": "compact"}
+    first = wordle_practice_conversations(kwargs, count=4, seed=1, think="none")
+    assert first == wordle_practice_conversations(kwargs, count=4, seed=1, think="none")
+    assert len(_games(first)) == 4
+    assert {g[-1][1] for g in _games(first)} != {g[-1][1] for g in _games(
+        wordle_practice_conversations(kwargs, count=4, seed=2, think="none"))}
+    owned = {c[0]["content"] for c in first[:2]}
+    kept = wordle_practice_conversations(kwargs, count=4, seed=1, think="none", skip_prompts=owned)
+    assert kept == [c for c in first if c[0]["content"] not in owned] and len(kept) < len(first)
+
+
+def test_practice_needs_words_beyond_the_answers() -> None:
+    with pytest.raises(ValueError, match="not answers"):
+        wordle_practice_conversations({"answers": PRACTICE_ANSWERS}, count=3)
+    with pytest.raises(ValueError, match="count"):
+        wordle_practice_conversations({"answers": PRACTICE_ANSWERS, "allowed": PRACTICE_EXTRA}, count=0)

@@ -82,6 +82,17 @@ def test_solver_state_and_errors():
         solver.choose([("crane", (2, 2, 2, 2, 1))])  # impossible feedback
 
 
+def test_fixed_opener_replaces_the_search_and_must_be_allowed():
+    searched = WordleSolver(load_lexicon(SMALL)).opener
+    other = next(w for w in SMALL if w != searched)
+    fixed = WordleSolver(load_lexicon(SMALL), opener=other)
+    assert fixed.choose([]) == other
+    history = play(fixed, "jolly", limit=10)  # the rest of the game is still solved
+    assert history[0][0] == other and history[-1][0] == "jolly"
+    with pytest.raises(ValueError, match="not an allowed guess"):
+        WordleSolver(load_lexicon(SMALL), opener="zzzzz")
+
+
 def test_solver_policy_acts_on_prompts_and_scores_actions():
     env = WordleEnv(answers=SMALL, prompt_style="compact")
     policy = SolverPolicy.for_env(env)
