@@ -453,6 +453,9 @@ class GRPOAgent(PolicyAgent):
         optimizer.zero_grad(set_to_none=True)
         sums = {"loss": 0.0, "kl": 0.0, "clip": 0.0, "entropy": 0.0, "ratio": 0.0}
         tokens = 0
+        # Micro-batches of similar length pad less. Each row's weight already carries its share
+        # of the step's normalisation, so how rows are grouped does not change the gradient.
+        rows = sorted(rows, key=lambda r: len(r.turn.prompt_ids) + len(r.turn.completion_ids))
         for start in range(0, len(rows), cfg.micro_batch_size):
             chunk = rows[start : start + cfg.micro_batch_size]
             batch = policy.batch_turns([r.turn for r in chunk])

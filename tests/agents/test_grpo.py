@@ -176,6 +176,29 @@ def test_multi_turn_episodes_train_every_policy_turn_with_returns_to_go(tmp_path
         np.testing.assert_allclose(np.asarray(advantages) - to_go, advantages[0] - to_go[0], atol=1e-9)
 
 
+def test_micro_batching_and_row_order_do_not_change_the_update() -> None:
+    """update() sorts rows by length so micro-batches pad less; the step must equal the one
+    taken on a single batch of the rows in their original order."""
+    episodes = play_episodes(make_target_env(turns=3), tiny_policy(), [EpisodeSpec(seed=s) for s in range(4)],
+                             deterministic=False)
+    rows, _ = build_rows(episodes, [[1.0] * 3, [-1.0] * 3, [0.5] * 3, [-0.5] * 3], "token-mean", norm_tokens=4)
+    assert len({len(r.turn.prompt_ids) + len(r.turn.completion_ids) for r in rows}) > 1  # lengths differ
+
+    def step(micro_batch_size: int, ordered_rows) -> list[torch.Tensor]:
+        policy = tiny_policy()
+        agent = GRPOAgent(policy, small_config(micro_batch_size=micro_batch_size), seed=0)
+        params = policy.trainable_parameters()
+        agent.update(ordered_rows, torch.optim.SGD(params, lr=1.0), params)
+        return [p.detach().clone() for p in params]
+
+    whole = step(len(rows), rows)
+    for got in (step(3, rows), step(2, rows[::-1])):
+        for a, b in zip(whole, got, strict=True):
+            torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
+    assert any(not torch.equal(a, b) for a, b in zip(whole, [p.detach() for p in tiny_policy().trainable_parameters()],
+                                                         strict=True))  # the step did move the weights
+
+
 @pytest.mark.parametrize("loss_agg", ["seq-mean-token-mean", "seq-mean-token-sum-norm"])
 def test_sequence_aggregations_weight_each_episode_equally(loss_agg: str) -> None:
     def turn(n: int) -> TurnTokens:
