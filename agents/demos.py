@@ -167,6 +167,21 @@ def wordle_practice_conversations(
     return [c for c in conversations if c[0]["content"] not in skip_prompts]
 
 
+SPELLING_PROMPT = "Write any word this game accepts."
+
+
+def wordle_spelling_conversations(env_kwargs: dict[str, Any]) -> list[Conversation]:
+    """One conversation per word the env accepts: a fixed request, no board, answered by that
+    word in the action format. The vocabulary a pretrained model brings: answers are not
+    marked among the allowed guesses and no game is played, so no answer is ever a secret."""
+    from envs.wordle.lexicon import load_lexicon
+    from envs.wordle.policies import format_action
+
+    lexicon = load_lexicon(env_kwargs.get("answers"), env_kwargs.get("allowed"))
+    return [[{"role": "user", "content": SPELLING_PROMPT},
+             {"role": "assistant", "content": format_action(word, "")}] for word in lexicon.allowed]
+
+
 def gsm8k_solution_conversations(env_kwargs: dict[str, Any], keep_calculator: bool = False) -> list[Conversation]:
     """One conversation per problem: the env's prompt and the dataset's worked solution
     (``<<48/2=24>>`` calculator annotations stripped unless ``keep_calculator``)."""

@@ -39,6 +39,7 @@ class SFTConfig:
     think: str = field("none", help="Wordle solver demos: what goes in <think>: none | count | facts")
     train_answer_fraction: float = field(1.0, help="Wordle: share of answers used for demos; the rest is held out and evaluated separately")
     split_seed: int = field(0, help="seed of the deterministic train / held-out answer split")
+    spelling: bool = field(False, help="Wordle solver demos: also one conversation per allowed guess (no board; answers unmarked among them) that writes the word: the vocabulary a pretrained model would bring")
     practice_games: int = field(0, help="Wordle solver demos: also N solver games whose secrets are allowed words that are never answers (spelling beyond the answer list; no held-out answer is a secret)")
     max_steps: int = field(3500, help="optimizer steps (the training budget)")
     batch_size: int = field(64, help="conversations per micro-batch")

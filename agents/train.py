@@ -262,6 +262,8 @@ def demonstrations(run_config: RunConfig, cfg: Any) -> tuple[list, AnswerSplit |
             seen = {c[0]["content"] for c in conversations}
             conversations += demos.wordle_practice_conversations(
                 run_config.env_kwargs, cfg.practice_games, seed=cfg.split_seed, think=cfg.think, skip_prompts=seen)
+        if cfg.spelling:
+            conversations += demos.wordle_spelling_conversations(run_config.env_kwargs)
         return conversations, ((train, held_out) if held_out else None)
     if cfg.data == "solutions":
         if not run_config.env.startswith("GSM8K"):

@@ -17,6 +17,7 @@ from agents.demos import (
     split_answers,
     wordle_practice_conversations,
     wordle_solver_conversations,
+    wordle_spelling_conversations,
 )
 from envs.wordle import feedback, parse_guess, parse_history
 
@@ -168,3 +169,12 @@ def test_practice_needs_words_beyond_the_answers() -> None:
         wordle_practice_conversations({"answers": PRACTICE_ANSWERS}, count=3)
     with pytest.raises(ValueError, match="count"):
         wordle_practice_conversations({"answers": PRACTICE_ANSWERS, "allowed": PRACTICE_EXTRA}, count=0)
+
+
+def test_spelling_writes_every_allowed_word_once_without_a_board() -> None:
+    kwargs = {"answers": PRACTICE_ANSWERS, "allowed": PRACTICE_EXTRA}
+    conversations = wordle_spelling_conversations(kwargs)
+    words = [parse_guess(assistant["content"]).word for _, assistant in conversations]
+    assert sorted(words) == sorted(set(PRACTICE_ANSWERS) | set(PRACTICE_EXTRA))  # answers unmarked among them
+    prompts = {user["content"] for user, _ in conversations}
+    assert len(prompts) == 1 and parse_history(prompts.pop()) == []  # one fixed request: no game state

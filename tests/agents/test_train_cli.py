@@ -13,6 +13,7 @@ import yaml
 from agents.config import RunConfig
 from agents.sft import SFTConfig
 from agents.train import ENV_DEFAULTS, build_parser, resolve_config
+from envs.wordle import parse_guess
 
 ROOT = Path(__file__).resolve().parents[2]
 ANSWERS = ["crane", "slate", "pious", "ghost", "lemon", "brick", "eagle", "tried", "abbey", "geese"]
@@ -133,3 +134,22 @@ def test_gsm8k_config_trains_on_solutions_and_evaluates_on_test(tmp_path: Path) 
     assert {"accuracy_strict", "accuracy_flexible", "format_compliance"} <= set(report["gsm8k"])
     config = yaml.safe_load((run_dir / "config.yaml").read_text())
     assert config["eval_env_kwargs"]["split"] == "test" and config["env_kwargs"]["split"] == "train"
+
+
+def test_wordle_demonstrations_add_practice_games_and_spelling_after_the_answer_games() -> None:
+    from agents.train import demonstrations
+
+    answers = ["crane", "slate", "eagle", "tried", "abbey", "geese", "trace", "mound", "pinky", "vivid"]
+    extra = ["lolly", "hello", "allee", "gawky", "fjord"]
+    run = RunConfig(env="Wordle-v0", env_kwargs={"answers": answers, "allowed": extra, "prompt_style": "compact"})
+    plain, split = demonstrations(run, SFTConfig(train_answer_fraction=0.8))
+    more, same_split = demonstrations(run, SFTConfig(train_answer_fraction=0.8, practice_games=3, spelling=True))
+    assert split == same_split and split is not None  # extra data never moves the answer split
+    assert more[:len(plain)] == plain
+    added = [parse_guess(c[1]["content"]).word for c in more[len(plain):]]
+    spelled = added[-(len(answers) + len(extra)):]
+    assert sorted(spelled) == sorted(answers + extra)  # every allowed word once, held-out ones included
+    games = added[:-len(spelled)]
+    assert games  # (their secrets are checked in tests/agents/test_demos.py)
+    boards = {c[0]["content"] for c in plain}
+    assert not boards & {c[0]["content"] for c in more[len(plain):len(plain) + len(games)]}
