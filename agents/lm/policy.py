@@ -93,22 +93,26 @@ class LoraSettings:
 class _NoRepeatInCompletion(LogitsProcessor):
     """Bans any token that would complete an ``n``-token run already in this completion.
 
-    Unlike HF's ``no_repeat_ngram_size`` it ignores the (left-padded) prompt, and it updates
-    one table per row per step instead of rescanning the whole sequence every step.
+    Unlike HF's ``no_repeat_ngram_size`` it ignores the (left-padded) prompt, and it reads only
+    the newest token each step (generate calls it once per step) instead of the whole sequence.
     """
 
     def __init__(self, n: int, prompt_width: int) -> None:
         self.n = n
         self.prompt_width = prompt_width
+        self.generated: list[list[int]] = []
         self.seen: list[dict[tuple[int, ...], set[int]]] = []
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
-        generated = input_ids[:, self.prompt_width:].tolist()
-        if not self.seen:
-            self.seen = [{} for _ in generated]
+        if not self.generated:
+            self.generated = [[] for _ in range(input_ids.shape[0])]
+            self.seen = [{} for _ in range(input_ids.shape[0])]
+        if input_ids.shape[1] > self.prompt_width:
+            for ids, token in zip(self.generated, input_ids[:, -1].tolist(), strict=True):
+                ids.append(token)
         n = self.n
         banned_rows, banned_ids = [], []
-        for row, (ids, table) in enumerate(zip(generated, self.seen, strict=True)):
+        for row, (ids, table) in enumerate(zip(self.generated, self.seen, strict=True)):
             if len(ids) >= n:  # the run the last token completed
                 table.setdefault(tuple(ids[-n:-1]), set()).add(ids[-1])
             if len(ids) >= n - 1:
