@@ -262,6 +262,7 @@ class GRPOAgent(PolicyAgent):
         pool, held_out = (self.answers, []) if self.answers is not None else train_answers(make_env, cfg)
         eval_sets = self.eval_sets(pool, held_out) if cfg.eval_every else {}
 
+        policy.float32_trainable_parameters()
         if cfg.beta > 0 and policy.lora is None and policy._reference_model is None:
             # Snapshot before any update. (Resuming full fine-tuning re-snapshots the checkpoint.)
             policy.freeze_reference()

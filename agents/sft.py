@@ -130,7 +130,8 @@ def masked_loss(policy: LMPolicy, batch: dict[str, torch.Tensor]) -> tuple[torch
     count = mask.sum()
     if count == 0:
         raise ValueError("a batch has an empty loss mask: no assistant tokens to train on")
-    logits = policy.model(input_ids=input_ids, attention_mask=attention, use_cache=False).logits[:, :-1]
+    with policy.autocast():
+        logits = policy.model(input_ids=input_ids, attention_mask=attention, use_cache=False).logits[:, :-1]
     targets = input_ids[:, 1:]
     picked = logits[mask].float()
     loss = F.cross_entropy(picked, targets[mask])
@@ -167,6 +168,7 @@ class SFTAgent(PolicyAgent):
         train = TokenizedSet([data.ids[i] for i in train_idx], [data.masks[i] for i in train_idx])
         val = TokenizedSet([data.ids[i] for i in val_idx], [data.masks[i] for i in val_idx])
 
+        policy.float32_trainable_parameters()
         params = policy.trainable_parameters()
         decay = [p for p in params if p.ndim >= 2]
         no_decay = [p for p in params if p.ndim < 2]

@@ -47,7 +47,8 @@ def default_device() -> torch.device:
 
 
 def default_dtype(device: torch.device | str) -> torch.dtype:
-    # bf16 halves memory and doubles speed on GPUs; CPUs get no benefit and lose precision.
+    # Checkpoints load in bf16 on GPUs (half the memory); trainers upcast the weights they train
+    # (LMPolicy.float32_trainable_parameters). CPUs get no benefit from bf16 and lose precision.
     return torch.bfloat16 if torch.device(device).type == "cuda" else torch.float32
 
 

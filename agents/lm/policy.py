@@ -35,7 +35,6 @@ from agents.checkpoint import MANIFEST, CheckpointError, atomic_directory, read_
 from agents.lm.model import (
     build_default_model,
     default_device,
-    default_dtype,
     load_pretrained,
     resolve_source,
 )
@@ -202,9 +201,9 @@ class LMPolicy:
     ) -> LMPolicy:
         """The embedded character-level model, freshly initialised from ``seed`` (no download)."""
         tokenizer = build_char_tokenizer()
+        # float32 on every device: a model trained from scratch needs float32 weights (a bf16
+        # weight swallows small AdamW updates); on a GPU the compute runs in bf16 (autocast).
         model = build_default_model(tokenizer, seed=seed, **config_overrides)
-        device = torch.device(device) if device is not None else default_device()
-        torch.nn.Module.to(model, dtype=default_dtype(device))
         return cls(model, tokenizer, sampling=sampling, device=device)
 
     @classmethod
@@ -283,6 +282,25 @@ class LMPolicy:
     def trainable_parameters(self) -> list[torch.nn.Parameter]:
         return [p for p in self.model.parameters() if p.requires_grad]
 
+    def float32_trainable_parameters(self) -> None:
+        """Keep the weights that train in float32 (call before building the optimizer).
+
+        Checkpoints load in bf16 on a GPU to save memory; AdamW on bf16 weights loses every
+        update smaller than the weight's rounding step, so full fine-tuning upcasts them (LoRA
+        adapters are float32 already; a frozen bf16 base stays as it is). Compute keeps bf16
+        speed through :meth:`autocast`.
+        """
+        for param in self.trainable_parameters():
+            if param.is_floating_point() and param.dtype != torch.float32:
+                param.data = param.data.float()
+
+    def autocast(self) -> contextlib.AbstractContextManager[Any]:
+        """bf16 autocast on CUDA (float32 weights, bf16 matmuls); nothing on CPU, where bf16 is
+        slower and coarser."""
+        if self.device.type == "cuda":
+            return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
     def num_parameters(self, trainable_only: bool = False) -> int:
         params = self.trainable_parameters() if trainable_only else list(self.model.parameters())
         return sum(p.numel() for p in params)
@@ -329,12 +347,13 @@ class LMPolicy:
         was_training = self.model.training
         self.model.eval()
         try:
-            sequences = self.model.generate(
-                input_ids=input_ids.to(self.device),
-                attention_mask=attention_mask.to(self.device),
-                generation_config=generation_config,
-                logits_processor=LogitsProcessorList(processors),
-            )
+            with self.autocast():
+                sequences = self.model.generate(
+                    input_ids=input_ids.to(self.device),
+                    attention_mask=attention_mask.to(self.device),
+                    generation_config=generation_config,
+                    logits_processor=LogitsProcessorList(processors),
+                )
         finally:
             self.model.train(was_training)
         new_tokens = sequences[:, width:]
@@ -379,7 +398,8 @@ class LMPolicy:
         input_ids = input_ids.to(self.device)
         attention_mask = attention_mask.to(self.device)
         position_ids = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
-        output = self.model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids)
+        with self.autocast():
+            output = self.model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids)
         logits = output.logits
         logits = logits[:, :-1].float() / temperature  # float32: bf16 log-softmax is too coarse for ratios
         targets = input_ids[:, 1:]

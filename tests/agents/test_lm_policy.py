@@ -254,6 +254,26 @@ def test_lora_train_save_load_merge_and_reference(tmp_path) -> None:
     assert policy.act(PROMPTS, deterministic=True)[0] != base_texts
 
 
+def test_training_upcasts_only_the_trainable_weights_of_a_bf16_model() -> None:
+    # A checkpoint loads in bf16 on a GPU; AdamW must still update float32 weights.
+    full = tiny_policy(seed=6)
+    full.model.to(torch.bfloat16)
+    full.float32_trainable_parameters()
+    assert {p.dtype for p in full.model.parameters()} == {torch.float32}
+    assert full.model.get_output_embeddings().weight is full.model.get_input_embeddings().weight
+
+    lora = tiny_policy(seed=6)
+    lora.model.to(torch.bfloat16)
+    lora.enable_lora(r=4, alpha=8, dropout=0.0)
+    lora.float32_trainable_parameters()
+    dtypes = {n: p.dtype for n, p in lora.model.named_parameters()}
+    assert {d for n, d in dtypes.items() if "lora_" in n} == {torch.float32}
+    assert {d for n, d in dtypes.items() if "lora_" not in n} == {torch.bfloat16}  # frozen base stays small
+    lora.act(PROMPTS, deterministic=True)
+    turns = lora.last_tokens
+    assert torch.isfinite(lora.log_prob_tokens(turns)).all()
+
+
 def test_lora_on_a_pretrained_base_saves_only_the_adapter(policy: LMPolicy, tmp_path) -> None:
     import shutil
 
