@@ -246,6 +246,13 @@ def test_full_fine_tuning_keeps_a_frozen_reference_and_kl_grows() -> None:
     assert seen[-1]["train/kl"] > 0
 
 
+def test_a_bf16_checkpoint_trains_float32_weights() -> None:
+    policy = tiny_policy()
+    policy.model.to(torch.bfloat16)
+    GRPOAgent(policy, small_config(iterations=1, prompts_per_step=2), seed=0).learn(make_target_env(target=LETTERS))
+    assert {p.dtype for p in policy.model.parameters()} == {torch.float32}
+
+
 # ------------------------------------------------------------------------------ bad input
 def test_nonfinite_rewards_and_all_equal_groups_are_counted_not_fatal() -> None:
     def reward(action: str, turn: int) -> float:

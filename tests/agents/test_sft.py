@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import pytest
@@ -85,6 +86,16 @@ def test_tiny_sft_run_lowers_loss_and_writes_checkpoints(tmp_path: Path) -> None
     assert steps == ["step_20", "step_40"]  # keep_checkpoints=2; the last step is final/
     run.close()
     assert list(run.dir.glob("events.out.tfevents.*"))
+
+
+def test_a_bf16_checkpoint_trains_float32_weights() -> None:
+    # Checkpoints load in bf16 on a GPU; SFT must not run AdamW on bf16 weights.
+    policy = tiny_policy()
+    policy.model.to(torch.bfloat16)
+    config = SFTConfig(max_steps=2, batch_size=8, warmup_steps=0, val_ratio=0.0)
+    metrics = SFTAgent(policy, config, seed=0).learn(None, demos=wordle_like_data())
+    assert {p.dtype for p in policy.model.parameters()} == {torch.float32}
+    assert math.isfinite(metrics["train/loss"])
 
 
 def test_resume_continues_exactly_where_the_checkpoint_left(tmp_path: Path) -> None:
