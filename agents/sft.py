@@ -25,7 +25,7 @@ from tqdm import tqdm
 from agents.config import field
 from agents.demos import Conversation
 from agents.lm.policy import DEFAULT_LORA_TARGETS, LMPolicy
-from agents.lm.tokenizer import pad_right
+from agents.lm.tokenizer import encode_chat, pad_right
 from agents.policy import PolicyAgent
 from agents.run import Run, load_trainer_state
 
@@ -89,9 +89,8 @@ class TokenizedSet:
     def build(cls, policy: LMPolicy, conversations: Sequence[Conversation], max_length: int) -> TokenizedSet:
         ids, masks, cut_off = [], [], 0
         for conversation in conversations:
-            encoded = policy.tokenizer.apply_chat_template(
-                conversation, tokenize=True, return_dict=True, return_assistant_tokens_mask=True)
-            row, mask = list(encoded["input_ids"])[:max_length], list(encoded["assistant_masks"])[:max_length]
+            row, mask = encode_chat(policy.tokenizer, conversation)
+            row, mask = row[:max_length], mask[:max_length]
             if not any(mask):
                 cut_off += 1  # the prompt alone fills max_length: nothing of the reply survives
                 continue

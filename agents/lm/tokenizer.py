@@ -9,6 +9,7 @@ a special-token string inside text (``"<|end|>"``) as that token; env prompts ne
 
 from __future__ import annotations
 
+import re
 import string
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -103,14 +104,49 @@ def encode_chats(
     """
     rows = []
     for conversation in conversations:
-        encoded: Any = tokenizer.apply_chat_template(
-            as_messages(conversation), tokenize=True, return_dict=True, return_assistant_tokens_mask=True
-        )
-        ids, mask = list(encoded["input_ids"]), list(encoded["assistant_masks"])
+        ids, mask = encode_chat(tokenizer, conversation)
         if max_length is not None:
             ids, mask = ids[:max_length], mask[:max_length]
         rows.append((ids, mask))
     return pad_right([ids for ids, _ in rows], [mask for _, mask in rows], tokenizer.pad_token_id)
+
+
+_GENERATION_BLOCK = re.compile(r"{%-?\s*generation\s*-?%}")
+
+
+def encode_chat(tokenizer: PreTrainedTokenizerBase, conversation: str | Sequence[Message]) -> tuple[list[int], list[int]]:
+    """(token ids, assistant mask) of one whole conversation: 1 on every token an assistant
+    turn adds (its content and its end-of-turn tokens), 0 elsewhere.
+
+    Templates that mark assistant turns with ``{% generation %}`` (ours) give the mask directly.
+    Most instruction models' templates (Qwen2.5's, Llama 3's) do not; for those a turn's tokens
+    are what rendering it adds after the generation prompt of the turns before it, which is
+    also exactly the prompt :func:`encode_prompt` gives the policy when it acts.
+    """
+    messages = as_messages(conversation)
+    if _GENERATION_BLOCK.search(tokenizer.chat_template or ""):
+        encoded: Any = tokenizer.apply_chat_template(
+            messages, tokenize=True, return_dict=True, return_assistant_tokens_mask=True
+        )
+        return list(encoded["input_ids"]), list(encoded["assistant_masks"])
+
+    def render(turns: list[dict[str, str]], generation_prompt: bool) -> list[int]:
+        text = tokenizer.apply_chat_template(turns, tokenize=False, add_generation_prompt=generation_prompt)
+        return list(tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    ids = render(messages, False)
+    mask = [0] * len(ids)
+    for turn, message in enumerate(messages):
+        if message["role"] != "assistant":
+            continue
+        prompt, through = render(messages[:turn], True), render(messages[: turn + 1], False)
+        if ids[: len(through)] != through or through[: len(prompt)] != prompt:
+            raise ValueError(
+                "this chat template renders a turn differently once later turns follow (some drop "
+                "<think> from past turns), so the assistant tokens cannot be located; give the "
+                "tokenizer a chat_template that wraps assistant turns in {% generation %}")
+        mask[len(prompt) : len(through)] = [1] * (len(through) - len(prompt))
+    return ids, mask
 
 
 def pad_right(

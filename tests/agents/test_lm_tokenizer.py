@@ -8,7 +8,15 @@ from hypothesis import strategies as st
 from transformers import AutoTokenizer, PreTrainedTokenizerFast
 
 from agents.lm.model import build_default_model
-from agents.lm.tokenizer import CHARACTERS, FORMAT_TAGS, SPECIAL_TOKENS, build_char_tokenizer, encode_chats
+from agents.lm.tokenizer import (
+    CHARACTERS,
+    CHAT_TEMPLATE,
+    FORMAT_TAGS,
+    SPECIAL_TOKENS,
+    build_char_tokenizer,
+    encode_chat,
+    encode_chats,
+)
 
 TOKENIZER = build_char_tokenizer()
 # Pieces rather than single characters so newlines, double spaces and ✓ → turn up often.
@@ -95,6 +103,34 @@ def test_chat_template_marks_exactly_the_assistant_tokens_of_every_turn() -> Non
                       "<|user|>", "e", "<|end|>", "<|assistant|>", "f", "<|end|>"]
     # Assistant content and its end-of-turn token are trained on; role markers are not.
     assert [i for i, m in enumerate(encoded["assistant_masks"]) if m] == [6, 7, 8, 13, 14]
+
+
+def without_generation_marks(template: str) -> PreTrainedTokenizerFast:
+    tokenizer = build_char_tokenizer()
+    tokenizer.chat_template = template.replace("{% generation %}", "").replace("{% endgeneration %}", "")
+    return tokenizer
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.tuples(KNOWN_TEXT, KNOWN_TEXT), min_size=1, max_size=4), st.booleans())
+def test_templates_without_generation_marks_get_the_same_assistant_mask(turns, system) -> None:
+    # Instruction models' templates (Qwen2.5, Llama 3) have no {% generation %}: the mask then
+    # comes from rendering prefixes, and must equal what the marks would have given.
+    conversation = [{"role": "system", "content": "be brief"}] if system else []
+    for user, assistant in turns:
+        conversation += [{"role": "user", "content": user}, {"role": "assistant", "content": assistant}]
+    assert encode_chat(without_generation_marks(CHAT_TEMPLATE), conversation) == encode_chat(TOKENIZER, conversation)
+
+
+def test_a_template_that_rewrites_past_turns_is_a_clear_error() -> None:
+    # Like templates that drop <think> from earlier assistant turns: a turn's tokens change
+    # once another turn follows, so they cannot be located.
+    rewriting = CHAT_TEMPLATE.replace("{{ message['content'] }}{{ eos_token }}{% endgeneration %}",
+                                      "{{ message['content'] if loop.last else '' }}{{ eos_token }}{% endgeneration %}")
+    conversation = [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"},
+                    {"role": "user", "content": "c"}, {"role": "assistant", "content": "d"}]
+    with pytest.raises(ValueError, match="generation"):
+        encode_chat(without_generation_marks(rewriting), conversation)
 
 
 def test_generation_prompt_ends_with_the_assistant_marker() -> None:

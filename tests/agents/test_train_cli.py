@@ -153,3 +153,68 @@ def test_wordle_demonstrations_add_practice_games_and_spelling_after_the_answer_
     assert games  # (their secrets are checked in tests/agents/test_demos.py)
     boards = {c[0]["content"] for c in plain}
     assert not boards & {c[0]["content"] for c in more[len(plain):len(plain) + len(games)]}
+
+
+QWEN_CHAT_TEMPLATE = (
+    "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+
+
+def save_small_qwen2_checkpoint(directory: Path, texts: list[str]) -> None:
+    """A Qwen2-architecture checkpoint with a byte-level BPE tokenizer and a ChatML template:
+    the layout of a local Qwen2.5-Instruct directory, at a size a CPU test can train."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM
+
+    bpe = Tokenizer(models.BPE())
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    bpe.decoder = decoders.ByteLevel()
+    bpe.train_from_iterator(texts, trainers.BpeTrainer(
+        vocab_size=400, special_tokens=["<|endoftext|>", "<|im_start|>", "<|im_end|>"],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=bpe, eos_token="<|im_end|>", pad_token="<|endoftext|>")
+    tokenizer.chat_template = QWEN_CHAT_TEMPLATE
+    tokenizer.save_pretrained(directory)
+    config = Qwen2Config(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, eos_token_id=tokenizer.eos_token_id,
+                         pad_token_id=tokenizer.pad_token_id, tie_word_embeddings=True)
+    Qwen2ForCausalLM(config).save_pretrained(directory)
+
+
+def test_gsm8k_configs_run_unchanged_on_a_local_qwen2_checkpoint(tmp_path: Path) -> None:
+    # The README's GPU recipe (--model a local Qwen2.5-Instruct, chat prompts, LoRA; SFT then
+    # GRPO from it) with the shipped configs, on a same-architecture checkpoint built here.
+    data = ROOT.parent / "shared" / "data" / "gsm8k"
+    if not data.is_dir():
+        import pytest
+
+        pytest.skip(f"GSM8K data not found at {data}")
+    texts = [json.loads(line)["question"] + " " + json.loads(line)["answer"]
+             for line in (data / "train.jsonl").read_text(encoding="utf-8").splitlines()[:200]]
+    model_dir = tmp_path / "qwen"
+    save_small_qwen2_checkpoint(model_dir, texts)
+    chat = json.dumps({"prompt_style": "chat"})
+    small = ["--set", "lora_r=4", "--set", "max_new_tokens=8", "--set", "eval_episodes=2"]
+
+    sft = tmp_path / "sft"
+    result = run_cli("--config", str(ROOT / "configs" / "gsm8k_sft.yaml"), "--model", str(model_dir),
+                     "--env-kwargs", chat, *small, "--set", "max_steps=3", "--set", "batch_size=4",
+                     "--run-dir", str(sft))
+    assert result.returncode == 0, result.stderr
+    manifest = json.loads((sft / "final" / "policy.json").read_text())
+    assert manifest["lora"]["r"] == 4 and manifest["base_weights"] == str(model_dir)
+    assert not (sft / "final" / "model").exists()  # the adapter only: the base reloads from --model
+    assert json.loads((sft / "eval.json").read_text())["all"]["episodes"] == 2
+
+    grpo = tmp_path / "grpo"
+    result = run_cli("--config", str(ROOT / "configs" / "gsm8k_grpo.yaml"), "--init", str(sft / "final"),
+                     "--env-kwargs", chat, *small, "--set", "iterations=1", "--set", "prompts_per_step=2",
+                     "--set", "group_size=2", "--run-dir", str(grpo))
+    assert result.returncode == 0, result.stderr
+    episode = json.loads((grpo / "episodes.jsonl").read_text(encoding="utf-8").splitlines()[0])
+    from transformers import AutoTokenizer
+
+    prompt = AutoTokenizer.from_pretrained(model_dir).decode(episode["tokens"][0]["prompt_ids"])
+    assert prompt.startswith("<|im_start|>user\n") and prompt.endswith("<|im_start|>assistant\n")
+    assert "####" in prompt  # the env's instruction reached the model through the checkpoint's template
