@@ -8,6 +8,7 @@ spaces and newlines.
 
 from __future__ import annotations
 
+import inspect
 import re
 from pathlib import Path
 from typing import Any
@@ -65,8 +66,19 @@ def default_model_config(tokenizer: PreTrainedTokenizerFast | None = None, **ove
         "eos_token_id": tokenizer.eos_token_id,
         "pad_token_id": tokenizer.pad_token_id,
     }
+    unknown = sorted(set(overrides) - _llama_config_fields())
+    if unknown:
+        raise ValueError(f"model_config: unknown LlamaConfig field(s) {', '.join(unknown)}; "
+                         f"fields include {', '.join(sorted(DEFAULT_MODEL_SIZE))}")
     fields.update(overrides)
     return LlamaConfig(**fields)
+
+
+def _llama_config_fields() -> set[str]:
+    # LlamaConfig keeps any keyword as an attribute, so a misspelt size would silently do nothing.
+    parameters = inspect.signature(LlamaConfig.__init__).parameters
+    named = {name for name, p in parameters.items() if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)}
+    return (named - {"self"}) | set(LlamaConfig().to_dict()) | set(DEFAULT_MODEL_SIZE)
 
 
 def build_default_model(

@@ -75,6 +75,7 @@ def test_cli_errors_are_one_line_and_write_nothing(tmp_path: Path) -> None:
         (["--env", "Nope-v0"], "unknown env 'Nope-v0'"),
         (["--init", str(tmp_path)], "policy.json is missing"),
         (["--set", f"data={tmp_path / 'missing.jsonl'}"], "does not exist"),
+        (["--set", "model_config={hidden_sise: 64}"], "unknown LlamaConfig field(s) hidden_sise"),
     ]
     for args, message in cases:
         run_dir = tmp_path / "never"
