@@ -43,7 +43,8 @@ single-step task with the same settings:
   episodes.jsonl), timed through its ``callback``. Generation goes through ``play_episodes``, which
   builds one env per episode of the batch every step (as in any training run).
 - TRL: ``GRPOTrainer`` with ``use_vllm=False``, ``gradient_checkpointing=False`` (TRL's default is
-  True, ours has none), ``bf16=False`` / ``fp16=False`` (fp32 like ours), ``use_cpu`` on CPU,
+  True, ours has none), ``bf16`` on CUDA only (float32 weights with bf16 autocast, as ours runs
+  there; fp32 on CPU like ours), ``fp16=False``, ``use_cpu`` on CPU,
   ``log_completions=False``, no eval, no saving, ``logging_steps`` past the end, ``report_to=[]``,
   ``dataloader_num_workers=0``; everything else is TRL's default (``adamw_torch_fused``, its
   fused LM head for log-probs, its per-token entropy metric). Timed through a ``TrainerCallback``.
@@ -147,9 +148,9 @@ def make_env_fn(data: Path) -> Callable[[], gym.Env]:
 
 
 def make_policy(device: str, model_config: dict[str, Any], max_new_tokens: int | None) -> LMPolicy:
-    """The built-in model from seed 0, fp32; ``max_new_tokens`` set: no end-of-turn before that many tokens."""
+    """The built-in model from seed 0 (float32 weights on every device); ``max_new_tokens`` set:
+    no end-of-turn before that many tokens."""
     policy = LMPolicy.default(seed=0, device=device, **model_config)
-    policy.model.float()  # fp32 on every device (the default would be bf16 on CUDA)
     if max_new_tokens is not None:
         # generate() fills every field the policy's fresh GenerationConfig leaves unset from here.
         policy.model.generation_config.min_new_tokens = max_new_tokens
@@ -298,8 +299,9 @@ def run_trl(args: argparse.Namespace, schedule: list[int], scratch: Path) -> dic
         temperature=1.0, top_p=1.0, top_k=0, beta=args.beta, num_iterations=1, epsilon=0.2,
         loss_type="dapo", scale_rewards="group", learning_rate=LEARNING_RATE, lr_scheduler_type="constant",
         adam_beta1=ADAM_BETAS[0], adam_beta2=ADAM_BETAS[1], weight_decay=0.0, max_grad_norm=1.0,
-        max_steps=total, shuffle_dataset=False, use_vllm=False, gradient_checkpointing=False, bf16=False,
-        fp16=False, use_cpu=args.device == "cpu", log_completions=False, eval_strategy="no", save_strategy="no",
+        max_steps=total, shuffle_dataset=False, use_vllm=False, gradient_checkpointing=False,
+        bf16=args.device != "cpu", fp16=False, use_cpu=args.device == "cpu", log_completions=False,
+        eval_strategy="no", save_strategy="no",
         logging_steps=10**9, report_to=[], disable_tqdm=True, dataloader_num_workers=0,
         dataloader_pin_memory=False, seed=0)
     trainer = GRPOTrainer(model=policy.model, reward_funcs=[gsm8k_shaped], args=config,
@@ -430,7 +432,7 @@ def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      epilog="Settings both sides share are listed in the module docstring.")
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="GSM8K JSONL (question/answer per line)")
-    parser.add_argument("--device", default="cpu", help="cpu or cuda (both sides, fp32)")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (both sides: fp32 on CPU; float32 weights + bf16 autocast on CUDA)")
     parser.add_argument("--quick", action="store_true", help="1 round, 1 warm-up + 2 timed steps, 1 memory step")
     parser.add_argument("--prompts-per-step", type=int, default=8, help="GSM8K problems per optimizer step")
     parser.add_argument("--group-size", type=int, default=8, help="G: completions per prompt")
