@@ -431,6 +431,8 @@ class FilteredAgent(PolicyAgent):
             write_json_atomic(self.run.dir / "filter.json", {**self.selection.report(),
                                                              "train_samples": train.size, "val_samples": val.size})
 
+        if self.is_lm:
+            self.policy.float32_trainable_parameters()  # as sft and grpo: AdamW on float32 weights
         params = [p for p in self.parameters() if p.requires_grad]
         device = params[0].device if params else torch.device("cpu")
         # As sft: fused kernels on GPU; on CPU foreach (one op per group) beats per-tensor loops.

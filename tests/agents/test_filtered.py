@@ -394,6 +394,23 @@ def test_grpo_logs_are_trained_on_their_recorded_ids_and_masks(tmp_path: Path) -
     assert math.isfinite(metrics["train/epoch_s"])
 
 
+def test_a_bf16_checkpoint_trains_float32_weights(tmp_path: Path) -> None:
+    # Like sft and grpo: a checkpoint loads in bf16 on a GPU, AdamW must update float32 weights.
+    from toy_envs import make_target_env  # tests/agents is on sys.path
+
+    from agents.grpo import GRPOAgent, GRPOConfig
+    from agents.run import Run
+
+    run = Run(tmp_path / "grpo", tensorboard=False)
+    config = GRPOConfig(iterations=1, prompts_per_step=2, group_size=4, max_new_tokens=6, learning_rate=0.0)
+    GRPOAgent(tiny_lm(), config, run=run, seed=0).learn(make_target_env(target="abcdefghijklm"))
+    kept = select_from_logs(expand_logs([str(run.episodes_path)]), top_fraction=1.0).kept
+    policy = tiny_lm()
+    policy.model.to(torch.bfloat16)
+    FilteredAgent(policy, FilteredConfig(top_fraction=1.0, epochs=1, batch_size=4, val_fraction=0)).learn(demos=kept)
+    assert {p.dtype for p in policy.model.parameters()} == {torch.float32}
+
+
 # ------------------------------------------------------------------------------ the humanoid
 def test_humanoid_filtered_run_clones_the_best_episodes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     import gymnasium as gym
