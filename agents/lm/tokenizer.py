@@ -139,7 +139,8 @@ def encode_chat(tokenizer: PreTrainedTokenizerBase, conversation: str | Sequence
     for turn, message in enumerate(messages):
         if message["role"] != "assistant":
             continue
-        prompt, through = render(messages[:turn], True), render(messages[: turn + 1], False)
+        prompt = render(messages[:turn], True)
+        through = ids if turn + 1 == len(messages) else render(messages[: turn + 1], False)
         if ids[: len(through)] != through or through[: len(prompt)] != prompt:
             raise ValueError(
                 "this chat template renders a turn differently once later turns follow (some drop "
