@@ -59,12 +59,21 @@ def _parse(path: Path) -> list[Problem]:
     return problems
 
 
-def load_problems(split: str = "train", data_path: str | Path | None = None) -> Sequence[Problem]:
-    """Problems of ``split`` from ``data_path`` or from ``datasets`` (openai/gsm8k, main)."""
-    if split not in SPLITS:
-        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+def load_problems(split: str | None = None, data_path: str | Path | None = None) -> Sequence[Problem]:
+    """Problems from ``data_path``, else the ``split`` (default ``"train"``) of openai/gsm8k (main).
+
+    A file is used as given: ``split`` only labels it, and must not contradict a file named after
+    the other split (``split="train"`` with ``test.jsonl`` is an error, not a silent mix-up).
+    """
+    if split is not None and split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS} (or None), got {split!r}")
     if data_path is not None:
+        named = Path(data_path).stem
+        if split is not None and named in SPLITS and named != split:
+            raise ValueError(f"split={split!r} but data_path {str(data_path)!r} is the {named!r} split; "
+                             f"pass split={named!r} or leave split out (a data file is used as given)")
         return read_jsonl(data_path)
+    split = split or "train"
     try:
         from datasets import load_dataset
     except ImportError as err:

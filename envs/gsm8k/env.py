@@ -19,7 +19,28 @@ INSTRUCTION = 'Let\'s think step by step and output the final answer after "####
 PROMPT_STYLES = ("plain", "chat")
 SYSTEM_PROMPT = "You are a careful math tutor. Solve the problem and end with '#### <number>'."
 TEXT_CHARSET = string.printable + "✓→…‘’“”—–×÷−≤≥°•€£¢½¼¾²³"
+MAX_TEXT_LENGTH = 8192
+PROMPT_SUFFIX = f"\n\n{INSTRUCTION}"
 _CALCULATOR = re.compile(r"<<[^<>]*>>")
+
+# Envs built together share one problems tuple (data.read_jsonl caches it), and scanning 7,473
+# problems for their characters costs ~60 ms, so each tuple's (charset, longest prompt) is kept.
+_SPACE_CACHE: dict[int, tuple[Sequence[Problem], str, int]] = {}
+
+
+def _charset_and_longest(problems: Sequence[Problem]) -> tuple[str, int]:
+    """The base charset plus every character of the questions and solutions (the data has
+    no-break and zero-width spaces, accents, Cyrillic ...), and the longest question's length."""
+    hit = _SPACE_CACHE.get(id(problems))
+    if hit is not None and hit[0] is problems:
+        return hit[1], hit[2]
+    seen = set(INSTRUCTION).union(*(p.question for p in problems), *(p.solution for p in problems))
+    extra = "".join(sorted(seen - set(TEXT_CHARSET)))  # sorted: the same space in every process
+    longest = max((len(p.question) for p in problems), default=0)
+    if len(_SPACE_CACHE) >= 16:  # datasets-loaded lists are new objects each time: keep the cache small
+        _SPACE_CACHE.pop(next(iter(_SPACE_CACHE)))
+    _SPACE_CACHE[id(problems)] = (problems, TEXT_CHARSET + extra, longest)
+    return TEXT_CHARSET + extra, longest
 
 
 class GSM8KEnv(gym.Env):
@@ -30,13 +51,20 @@ class GSM8KEnv(gym.Env):
 
     ## Action Space
     ``spaces.Text(max_length=8192)``: the model's completion. Any string (any size or
-    encoding) is accepted by ``step``; only the extracted final answer matters.
+    encoding) is accepted by ``step``; only the extracted final answer matters. The charset is
+    printable ASCII, common math/typography symbols and every character of the loaded
+    questions and worked solutions (so the reference policy's answers are members).
 
     ## Observation Space
-    ``spaces.Text(max_length=8192)``. ``prompt_style="plain"`` (default): the question, a blank
-    line and ``Let's think step by step and output the final answer after "####".``
+    ``spaces.Text`` with the same charset and ``max_length`` 8192 (or the longest prompt, if
+    longer), so every prompt of the data is a member. ``prompt_style="plain"`` (default): the
+    question, a blank line and ``Let's think step by step and output the final answer after "####".``
     ``prompt_style="chat"``: the same text; agents that take chat messages can use
     ``info["messages"]`` (a system and a user message) instead.
+
+    Text spaces do not fit Stable-Baselines3, which needs ``Box`` / ``Discrete`` spaces: train
+    this env with the language-model agents here (``sft``, ``grpo``, ``filtered``, ``dpo``), and use
+    ``HumanoidMimic-v0`` to try SB3.
 
     ## Rewards
     | term | value |
@@ -50,11 +78,25 @@ class GSM8KEnv(gym.Env):
     ## Episode End
     Every ``step`` terminates the episode.
 
+    ## Info
+    | key | in | meaning |
+    |---|---|---|
+    | ``index`` | reset, step | the problem's index in ``env.problems`` |
+    | ``messages`` | reset (``prompt_style="chat"`` only) | ``[{"role": "system", ...}, {"role": "user", "content": prompt}]`` |
+    | ``extracted`` | step | the answer read with ``answer_mode`` (canonical decimal string), or None |
+    | ``reference`` | step | the dataset's answer (canonical decimal string) |
+    | ``correct`` | step | ``extracted == reference`` (what the ``correct`` reward term pays) |
+    | ``correct_strict`` | step | the strict (``#### n``) answer equals the reference, whatever ``answer_mode`` |
+    | ``correct_flexible`` | step | the flexible (last number) answer equals the reference, whatever ``answer_mode`` |
+    | ``has_format`` | step | the completion has a well-formed ``#### n`` answer |
+    | ``completion_chars`` | step | length of the completion (0 for a non-string action) |
+    | ``reward_terms`` | step | ``{"correct": ..., "format": ...}``, summing to the reward |
+
     ## Arguments
     | argument | default | meaning |
     |---|---|---|
-    | ``split`` | ``"train"`` | ``"train"`` or ``"test"`` |
-    | ``data_path`` | None | JSONL with ``question``/``answer`` fields; else Hugging Face ``datasets`` (openai/gsm8k, main) |
+    | ``split`` | None | without ``data_path``: the openai/gsm8k split to load, ``"train"`` (the default) or ``"test"``. With ``data_path``: only a label, reported as ``env.split`` (None unless given); a file named ``train.jsonl`` / ``test.jsonl`` must not be given the other split |
+    | ``data_path`` | None | JSONL with ``question``/``answer`` fields, used as given; else Hugging Face ``datasets`` (openai/gsm8k, main) |
     | ``answer_mode`` | ``"strict"`` | how the reward extracts the answer |
     | ``format_weight`` | 0.0 | reward for a well-formed ``#### n`` line |
     | ``prompt_style`` | ``"plain"`` | ``"plain"`` or ``"chat"`` |
@@ -62,7 +104,7 @@ class GSM8KEnv(gym.Env):
 
     metadata: ClassVar[dict[str, Any]] = {"render_modes": ["ansi"], "render_fps": 1}
 
-    def __init__(self, split: str = "train", data_path: str | Path | None = None, answer_mode: str = "strict",
+    def __init__(self, split: str | None = None, data_path: str | Path | None = None, answer_mode: str = "strict",
                  format_weight: float = 0.0, prompt_style: str = "plain", render_mode: str | None = None):
         if answer_mode not in MODES:
             raise ValueError(f"answer_mode must be one of {MODES}, got {answer_mode!r}")
@@ -71,15 +113,21 @@ class GSM8KEnv(gym.Env):
         if render_mode not in (None, "ansi"):
             raise ValueError(f"render_mode must be None or 'ansi', got {render_mode!r}")
         self.problems: Sequence[Problem] = load_problems(split, data_path)
-        self.split, self.answer_mode, self.format_weight = split, answer_mode, float(format_weight)
+        # The truth about where the problems came from: a file's split is whatever the caller said.
+        self.split: str | None = split if data_path is not None else (split or "train")
+        self.data_path: str | None = None if data_path is None else str(data_path)
+        self.answer_mode, self.format_weight = answer_mode, float(format_weight)
         self.prompt_style, self.render_mode = prompt_style, render_mode
-        self.observation_space = spaces.Text(max_length=8192, min_length=0, charset=TEXT_CHARSET)
-        self.action_space = spaces.Text(max_length=8192, min_length=0, charset=TEXT_CHARSET)
+        charset, longest_question = _charset_and_longest(self.problems)
+        prompt_length = longest_question + len(PROMPT_SUFFIX)
+        self.observation_space = spaces.Text(max_length=max(MAX_TEXT_LENGTH, prompt_length), min_length=0,
+                                             charset=charset)
+        self.action_space = spaces.Text(max_length=MAX_TEXT_LENGTH, min_length=0, charset=charset)
         self._index: int | None = None
         self._last: str = ""
 
     def prompt(self, index: int) -> str:
-        return f"{self.problems[index].question}\n\n{INSTRUCTION}"
+        return self.problems[index].question + PROMPT_SUFFIX
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         super().reset(seed=seed)

@@ -6,9 +6,11 @@ import json
 import os
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import gymnasium as gym
+import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env
 from hypothesis import given, settings
@@ -19,7 +21,8 @@ from envs.gsm8k import GSM8KEnv, extract_answer, is_correct, load_problems, norm
 from envs.gsm8k.data import DataUnavailable
 
 ROOT = Path(__file__).resolve().parents[2]
-SHARED_TEST = ROOT.parent / "shared" / "data" / "gsm8k" / "test.jsonl"
+SHARED_GSM8K = ROOT.parent / "shared" / "data" / "gsm8k"
+SHARED_TEST = SHARED_GSM8K / "test.jsonl"
 
 PROBLEMS = [
     {"question": "Ann has 3 apples and buys 4 more. How many apples?", "answer": "3 + 4 = <<3+4=7>>7\n#### 7"},
@@ -171,3 +174,56 @@ def test_a_data_file_is_parsed_once_per_process_and_again_when_it_changes(tmp_pa
     assert first is second  # envs built together share one read-only list
     path.write_text(json.dumps({"question": "2+2?", "answer": "#### 4"}) + "\n" * 3)
     assert [p.answer for p in load_problems("train", path)] == ["4"]
+
+
+@pytest.mark.parametrize("split", ["train", "test"])
+def test_every_prompt_and_solution_of_the_data_lies_in_the_spaces(split: str) -> None:
+    path = SHARED_GSM8K / f"{split}.jsonl"
+    if not path.is_file():
+        pytest.skip(f"GSM8K {split} split not found at {path}")
+    env = GSM8KEnv(data_path=path)
+    outside = [i for i in range(len(env.problems)) if not env.observation_space.contains(env.prompt(i))]
+    assert outside == []
+    assert all(env.action_space.contains(strip_calculator(p.solution)) for p in env.problems)
+
+
+def test_a_prompt_with_unusual_characters_resets_without_checker_warnings(tmp_path: Path) -> None:
+    odd = {"question": "Zoë paid 5\xa0€ for 2 crêpes\u200b and a сок.\u2028How much each?",
+           "answer": "5/2 = 2.5\n#### 2.5"}
+    path = tmp_path / "odd.jsonl"
+    path.write_text(json.dumps(odd) + "\n", encoding="utf-8")
+    env = gym.make("envs:GSM8K-v0", data_path=str(path))  # with Gymnasium's passive checker
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        obs, _ = env.reset(seed=0)
+    assert env.observation_space.contains(obs)
+
+
+def test_split_is_reported_truthfully(data_file: Path, tmp_path: Path) -> None:
+    env = GSM8KEnv(data_path=data_file)
+    assert env.split is None and env.data_path == str(data_file)  # a file is not "train" by default
+    assert GSM8KEnv(split="test", data_path=data_file).split == "test"  # the caller's label, kept
+    named_test = tmp_path / "test.jsonl"
+    named_test.write_text(data_file.read_text())
+    assert GSM8KEnv(split="test", data_path=named_test).split == "test"
+    with pytest.raises(ValueError, match=r"split='train' but data_path .*test\.jsonl.* is the 'test' split"):
+        GSM8KEnv(split="train", data_path=named_test)
+    with pytest.raises(ValueError, match="split must be one of"):
+        GSM8KEnv(split="dev", data_path=data_file)
+
+
+def test_reset_draws_are_the_seeded_generator_draws(data_file: Path) -> None:
+    env = GSM8KEnv(data_path=data_file)
+    draws = [env.reset(seed=s)[1]["index"] for s in range(30)]
+    assert draws == [int(np.random.default_rng(s).integers(len(PROBLEMS))) for s in range(30)]
+
+
+def test_docstring_lists_every_info_key_and_the_sb3_caveat(data_file: Path) -> None:
+    doc = GSM8KEnv.__doc__ or ""
+    info_section = doc.split("## Info", 1)[1].split("\n    ## ", 1)[0]
+    env = GSM8KEnv(data_path=data_file, prompt_style="chat")
+    _, reset_info = env.reset(seed=0)
+    *_, step_info = env.step("#### 7")
+    for key in {*reset_info, *step_info}:
+        assert f"``{key}``" in info_section, key
+    assert "Stable-Baselines3" in doc and "HumanoidMimic-v0" in doc
