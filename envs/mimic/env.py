@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import gymnasium as gym
 import mujoco
@@ -83,7 +83,9 @@ class HumanoidMimicEnv(gym.Env):
     right elbow, then the same for the left side. A 3-DOF joint is three nested hinges (Euler
     angles, order in ``envs.mimic.mocap.EULER_AXES``); the outer two of each span [-pi, pi], the
     middle one [-pi/2, pi/2], knees [-pi, 0.5], elbows [-0.5, pi]. Actions outside [-1, 1] are
-    clipped; an action holding NaN or infinity raises ``ValueError``.
+    clipped. Any array-like of 28 real numbers is accepted (a float or integer array, a list of
+    floats); ``ValueError`` for another shape (``(2, 14)`` or ``(28, 1)`` are not flattened), for
+    bool, complex, string or object values, and for NaN or infinity (a diverged policy).
 
     ## Observation Space
     ``Box(-inf, inf, (224,), float32)``; "heading frame" = the world frame turned about the vertical
@@ -135,11 +137,18 @@ class HumanoidMimicEnv(gym.Env):
       (MuJoCo resets it; that step has reward 0 and ``info["diverged"]``).
     - Truncation: 20 s (600 steps) through the registered time limit; a non-looping clip also
       truncates when it ends.
+    - ``step`` after the episode has ended (terminated, or truncated at the end of a non-looping
+      clip) raises ``RuntimeError``: call ``reset()``. Gymnasium's vector envs and SB3 reset
+      finished envs themselves.
 
     ## Info
     ``reward_terms``; ``mpjpe_mm`` (mean distance of the 15 body origins from the reference's, world
     frame, this step); ``episode_mpjpe_mm`` (its mean over the episode so far); ``time_alive``
     (simulated seconds since reset); ``phase``; ``clip_time``.
+
+    ## Stable-Baselines3
+    The spaces are ``Box``es, so SB3 and sb3-contrib algorithms (PPO, SAC, TRPO, ...) train on it
+    directly; it passes their ``check_env``.
 
     ## Scripted policies
     ``reference`` (``python -m agents.evaluate --env HumanoidMimic-v0 --policy reference``): the
@@ -226,6 +235,7 @@ class HumanoidMimicEnv(gym.Env):
         self._t0 = 0.0
         self._mpjpe_sum = 0.0
         self._steps = 0
+        self._episode: Literal["not started", "running", "ended"] = "not started"
         self._renderer: mujoco.Renderer | None = None
 
     # ------------------------------------------------------------------ reference
@@ -369,6 +379,7 @@ class HumanoidMimicEnv(gym.Env):
         self._t0 = phase * self.clip.duration
         self.set_state_to_reference(self._t0)
         self._mpjpe_sum, self._steps = 0.0, 0
+        self._episode = "running"
         return self._obs(), {"phase": self.clip.phase(self._t), "clip_time": self._t, "time_alive": 0.0}
 
     def action_to_targets(self, action: np.ndarray) -> np.ndarray:
@@ -377,13 +388,26 @@ class HumanoidMimicEnv(gym.Env):
     def targets_to_action(self, targets: np.ndarray) -> np.ndarray:
         return np.clip((targets - self._ctrl_mid) / self._ctrl_half, -1.0, 1.0).astype(np.float32)
 
-    def step(self, action):
-        a = np.asarray(action, dtype=np.float64).reshape(-1)
+    def _checked_action(self, action: Any) -> np.ndarray:
+        a = np.asarray(action)
         if a.shape != self.action_space.shape:
-            raise ValueError(f"action must have shape {self.action_space.shape}, got {np.shape(action)}")
+            # no silent flattening: a (2, 14) batch or a transposed column is a caller's bug
+            raise ValueError(f"action must have shape {self.action_space.shape} (one PD target per hinge), "
+                             f"got {a.shape}")
+        if a.dtype.kind not in "fiu":
+            raise ValueError(f"action must hold real numbers (a float or integer dtype), got dtype {a.dtype}")
+        a = a.astype(np.float64)
         if not np.all(np.isfinite(a)):
             bad = np.flatnonzero(~np.isfinite(a)).tolist()
             raise ValueError(f"action holds NaN or infinity at indices {bad}; the policy diverged")
+        return a
+
+    def step(self, action):
+        if self._episode == "not started":
+            raise RuntimeError("call reset() before step()")
+        if self._episode == "ended":
+            raise RuntimeError("the episode has ended; call reset() to start a new one")
+        a = self._checked_action(action)
         m, d = self.model, self.data
         d.ctrl[:] = self.action_to_targets(a)
         bad_before = sum(d.warning[w].number for w in _INSTABILITY_WARNINGS)
@@ -417,6 +441,8 @@ class HumanoidMimicEnv(gym.Env):
         }
         if diverged:
             info["diverged"] = True
+        if terminated or truncated:
+            self._episode = "ended"
         return self._obs(), reward, terminated, truncated, info
 
     def _fallen(self) -> bool:

@@ -80,6 +80,27 @@ class WordleEnv(gym.Env):
     Terminated when the answer is guessed, after ``max_guesses`` valid guesses, or at the
     invalid action after ``max_invalid`` earlier ones. No truncation.
 
+    ## Info
+    ``reset`` and every ``step`` return:
+
+    | key | value |
+    |---|---|
+    | ``guesses`` | the valid guesses so far, in order |
+    | ``patterns`` | their feedback, one list of five marks per guess (2 ✓, 1 ``-``, 0 ``x``) |
+    | ``candidates_remaining`` | answers still consistent with the feedback |
+    | ``invalid_count`` | invalid actions so far |
+    | ``won`` | whether the last valid guess was the answer |
+    | ``answer`` | the secret word; only once the episode has ended |
+    | ``reward_terms`` | ``step`` only: the reward terms of this step (see Rewards) |
+    | ``invalid_reason`` | ``step`` only, after an invalid action: why it was invalid |
+
+    ## Stable-Baselines3
+    SB3 and sb3-contrib support only ``Box``, ``Discrete``, ``MultiDiscrete``, ``MultiBinary``
+    and ``Dict`` spaces, so they cannot train on ``Text`` spaces (their ``check_env`` says
+    "must be a numpy array"; ``PPO(...)`` fails with "'NoneType' object is not iterable").
+    Train language-model policies on Wordle with this package's agents (``sft``, ``grpo``,
+    ``filtered``); ``HumanoidMimic-v0`` is the env for SB3.
+
     ## Arguments
     | argument | default | meaning |
     |---|---|---|
@@ -216,6 +237,13 @@ class WordleEnv(gym.Env):
             print(board + "\n")
             return None
         return board
+
+    def __getstate__(self) -> dict[str, Any]:
+        # The pattern matrix (27 MB for the package lexicon) is shared by the envs of a process
+        # and cached on disk: a pickled env (sent to a worker process) reloads it when needed.
+        state = self.__dict__.copy()
+        state["_patterns"] = None
+        return state
 
     # -- helpers ----------------------------------------------------------------------------
     @property

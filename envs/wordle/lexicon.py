@@ -8,6 +8,8 @@ plus the 6,000 most frequent five-letter alphabetic tokens (which brings in plur
 
 The official NYT lists are passed as files: ``answers="…/answers.txt",
 allowed="…/allowed_guesses.txt"`` (the allowed set is always the union with the answers).
+Answers alone keep the package's allowed guesses: a game on a short answer list still accepts
+every ordinary word, as the real game does.
 """
 
 from __future__ import annotations
@@ -50,6 +52,10 @@ class Lexicon:
         h.update(b"\0")
         h.update("\n".join(self.allowed).encode())
         return h.hexdigest()[:16]
+
+    def __getstate__(self) -> dict[str, tuple[str, ...]]:
+        # the cached indexes would double a pickled env; they are rebuilt on first use
+        return {"answers": self.answers, "allowed": self.allowed}
 
     @classmethod
     def build(cls, answers: Sequence[str], allowed: Sequence[str] = ()) -> Lexicon:
@@ -110,11 +116,12 @@ def load_lexicon(
     answers: str | Path | Sequence[str] | None = None,
     allowed: str | Path | Sequence[str] | None = None,
 ) -> Lexicon:
-    """The default lexicon, or one from user lists (``allowed`` defaults to the answers)."""
+    """The default lexicon, or one from user lists. ``allowed`` defaults to the package
+    lexicon's allowed guesses; the answers are always allowed too."""
     if answers is None and allowed is None:
         return default_lexicon()
     if answers is None:
         raise LexiconError("allowed= was given without answers=; pass both word lists")
     answer_words = read_word_list(answers, "answers")
-    allowed_words = read_word_list(allowed, "allowed") if allowed is not None else []
+    allowed_words = read_word_list(allowed, "allowed") if allowed is not None else default_lexicon().allowed
     return Lexicon.build(answer_words, allowed_words)

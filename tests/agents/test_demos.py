@@ -166,7 +166,8 @@ def test_practice_draw_is_seeded_and_skips_boards_the_answer_games_own() -> None
 
 def test_practice_needs_words_beyond_the_answers() -> None:
     with pytest.raises(ValueError, match="not answers"):
-        wordle_practice_conversations({"answers": PRACTICE_ANSWERS}, count=3)
+        # (answers alone would allow the package's words too: here no allowed word is beyond them)
+        wordle_practice_conversations({"answers": PRACTICE_ANSWERS, "allowed": PRACTICE_ANSWERS}, count=3)
     with pytest.raises(ValueError, match="count"):
         wordle_practice_conversations({"answers": PRACTICE_ANSWERS, "allowed": PRACTICE_EXTRA}, count=0)
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import gymnasium as gym
@@ -93,6 +95,67 @@ def test_actions_are_clipped_and_nan_is_rejected(walk):
         walk.step(action)
     with pytest.raises(ValueError, match="shape"):
         walk.step(np.zeros(5))
+
+
+@pytest.mark.parametrize(("action", "fragment"), [
+    (np.zeros((2, 14)), r"shape \(28,\).*got \(2, 14\)"),
+    (np.zeros((28, 1)), r"shape \(28,\).*got \(28, 1\)"),
+    (np.zeros((1, 28)), "shape"),
+    (np.zeros(28, dtype=bool), "real numbers.*bool"),
+    (np.zeros(28, dtype=complex), "real numbers.*complex"),
+    (["0.0"] * 28, "real numbers.*<U3"),
+    (np.array([0.0] * 27 + [None]), "real numbers.*object"),
+])
+def test_actions_of_another_shape_or_kind_are_rejected(walk, action, fragment):
+    walk.reset(seed=0)
+    with pytest.raises(ValueError, match=fragment):
+        walk.step(action)
+    assert walk._steps == 0  # nothing was simulated
+
+
+def test_lists_and_integer_arrays_act_like_the_float_array(walk):
+    targets = []
+    for action in (np.ones(28, dtype=np.float32), [1.0] * 28, np.ones(28, dtype=np.int64), np.ones(28, np.uint8)):
+        walk.reset(seed=0)
+        walk.step(action)
+        targets.append(walk.data.ctrl.copy())
+    for other in targets[1:]:
+        np.testing.assert_array_equal(other, targets[0])
+
+
+def test_step_before_reset_and_after_the_episode_ended_raise():
+    env = HumanoidMimicEnv(motion="walk")
+    with pytest.raises(RuntimeError, match=r"call reset\(\) before step"):
+        env.step(np.zeros(28))
+    env.reset(seed=0, options={"phase": 0.0})
+    env.data.qpos[:7] = [0.0, 0.0, 0.2, np.cos(np.pi / 4), 0.0, -np.sin(np.pi / 4), 0.0]  # on its back
+    assert env.step(np.zeros(28))[2]
+    with pytest.raises(RuntimeError, match=r"ended; call reset\(\)"):
+        env.step(np.zeros(28))
+    env.reset(seed=1)
+    assert not env.step(np.zeros(28))[2]  # a new episode steps again
+    kick = HumanoidMimicEnv(motion="kick")  # non-looping: truncated at the clip's end
+    kick.reset(seed=0, options={"phase": 1.0})
+    assert kick.step(np.zeros(28))[3]
+    with pytest.raises(RuntimeError, match="reset"):
+        kick.step(np.zeros(28))
+
+
+def test_vector_env_autoreset_never_steps_an_ended_episode():
+    # SAME_STEP (as agents.trpo uses) and NEXT_STEP; episodes end by falls, by the time limit and
+    # (kick, non-looping) at the clip's end
+    fns = [lambda: gym.make("envs:HumanoidMimic-v0", max_episode_steps=30),
+           lambda: gym.make("envs:HumanoidMimic-Kick-v0", max_episode_steps=30)]
+    for mode in (gym.vector.AutoresetMode.SAME_STEP, gym.vector.AutoresetMode.NEXT_STEP):
+        envs_ = gym.vector.SyncVectorEnv(fns, autoreset_mode=mode)
+        envs_.reset(seed=0)
+        falls = ended = 0
+        for _ in range(60):
+            _, _, terminated, truncated, _ = envs_.step(np.ones((2, 28), dtype=np.float32))
+            falls += int(terminated.sum())
+            ended += int(np.sum(terminated | truncated))
+        assert falls >= 1 and ended >= 3
+        envs_.close()
 
 
 def test_seeding_reproduces_episodes_and_phase_differs_across_seeds():
@@ -234,6 +297,55 @@ def test_render_demo_writes_video_and_gif(tmp_path):
 
     assert render_mocap.main(["--out", str(tmp_path / "x.avi")]) == 2
     assert render_mocap.main(["--motion", "moonwalk", "--out", str(tmp_path / "x.mp4")]) == 2
+
+
+def test_sb3_check_env_passes_without_warnings():
+    from stable_baselines3.common.env_checker import check_env
+
+    env = gym.make("envs:HumanoidMimic-v0")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        check_env(env)
+    env.close()
+
+
+def test_sb3_contrib_trpo_learns_a_few_steps():
+    from sb3_contrib import TRPO
+
+    env = gym.make("envs:HumanoidMimic-v0")
+    model = TRPO("MlpPolicy", env, n_steps=32, batch_size=32, n_critic_updates=1, cg_max_steps=3, seed=0,
+                 device="cpu", policy_kwargs={"net_arch": [16]})
+    model.learn(total_timesteps=64)  # two rollouts: the second starts from SB3's own resets
+    assert env.action_space.contains(model.predict(env.reset(seed=0)[0], deterministic=True)[0])
+    env.close()
+
+
+RECORD_VIDEO = """
+import sys
+import gymnasium as gym
+import numpy as np
+from gymnasium.wrappers import RecordVideo
+import envs
+env = gym.make("envs:HumanoidMimic-v0", render_mode="rgb_array", width=64, height=48, ghost=False)
+env = RecordVideo(env, sys.argv[1], episode_trigger=lambda episode: True, name_prefix="mimic")
+env.reset(seed=0)
+for _ in range(9):
+    env.step(np.zeros(28, dtype=np.float32))
+env.close()
+"""
+
+
+def test_record_video_writes_an_mp4(tmp_path):
+    import imageio.v3 as imageio  # (moviepy, which RecordVideo needs, is a dependency too)
+
+    result = _run_python("-c", RECORD_VIDEO, str(tmp_path))
+    if result.returncode != 0 and re.search(r"OpenGL|EGL|OSMesa|gladLoadGL", result.stderr):
+        pytest.skip(f"no headless OpenGL here: {result.stderr.strip().splitlines()[-1]}")
+    assert result.returncode == 0, result.stderr
+    (video,) = tmp_path.glob("*.mp4")
+    frames = imageio.imread(video)
+    assert frames.shape[1:] == (48, 64, 3) and len(frames) >= 5  # the reset frame and the steps
+    assert frames.std() > 5  # not a blank picture
 
 
 def test_sb3_ppo_runs():

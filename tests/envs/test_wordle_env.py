@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 import subprocess
 import sys
 import warnings
@@ -73,6 +74,45 @@ def test_a_full_game_and_info():
     assert info["won"] and info["answer"] == "there" and info["guesses"] == ["geese", "there"]
     with pytest.raises(RuntimeError, match="reset"):
         env.step("<guess>crane</guess>")
+
+
+def test_answers_alone_accept_every_package_guess():
+    env = WordleEnv(answers=SMALL)  # allowed= defaults to the package lexicon, as documented
+    env.reset(seed=0, options={"answer": "crane"})
+    _, _, _, _, info = env.step("<guess>zesty</guess>")  # a package guess, not an answer
+    assert "invalid_reason" not in info and info["guesses"] == ["zesty"]
+    _, _, _, _, info = env.step("<guess>qwert</guess>")
+    assert "not in the word list" in info["invalid_reason"]
+
+
+def test_pickled_env_is_small_and_plays_on_identically():
+    env = WordleEnv(reward="shaped")  # the package lexicon: a 27 MB pattern matrix once stepped
+    env.reset(seed=4)
+    env.step("<guess>crane</guess>")
+    data = pickle.dumps(env)
+    assert len(data) < 1_000_000
+    clone = pickle.loads(data)
+    assert clone.lexicon == env.lexicon and clone._answer == env._answer
+    for action in ["<guess>slate</guess>", "<guess>zzzzz</guess>", "<guess>about</guess>", "<guess>house</guess>"]:
+        mine, theirs = env.step(action), clone.step(action)
+        assert theirs == mine  # the shaped terms read the pattern matrix again
+        if mine[2]:
+            break
+    assert clone.patterns is env.patterns  # the process's one copy, not a private one
+    assert clone.np_random.bit_generator.state == env.np_random.bit_generator.state
+
+
+def test_docstring_lists_every_info_key():
+    section = WordleEnv.__doc__.split("## Info", 1)[-1].split("##", 1)[0]
+    env = WordleEnv(answers=SMALL, reward="shaped", max_invalid=0)
+    seen: set[str] = set()
+    for actions in (["<guess>slate</guess>", "<guess>crane</guess>"], ["<guess>zzzzz</guess>"]):
+        _, info = env.reset(seed=0, options={"answer": "crane"})
+        seen |= set(info)
+        for action in actions:
+            seen |= set(env.step(action)[4])
+    assert {"answer", "invalid_reason", "reward_terms"} <= seen  # a win, a loss on an invalid action
+    assert all(f"``{key}``" in section for key in seen), seen
 
 
 def test_step_before_reset():

@@ -18,7 +18,13 @@ def test_file_with_comments_blanks_and_case(tmp_path):
     path = write(tmp_path, "answers.txt", "# my list\nCrane\n\n  slate  \r\ncrane\n")
     lex = load_lexicon(path)
     assert lex.answers == ("crane", "slate")  # lowercased, stripped, deduplicated, order kept
-    assert lex.allowed == ("crane", "slate")
+
+
+def test_answers_alone_keep_the_package_guesses_and_are_allowed_themselves():
+    lex = load_lexicon(["qwert", "crane"])  # "qwert" is no dictionary word, but it is an answer
+    package = load_lexicon()
+    assert lex.answers == ("qwert", "crane")
+    assert set(lex.allowed) == set(package.allowed) | {"qwert"} and list(lex.allowed) == sorted(lex.allowed)
 
 
 def test_allowed_is_sorted_union_with_answers(tmp_path):

@@ -124,5 +124,5 @@ def test_random_word_policy_plays_valid_words():
     obs, _ = env.reset(seed=0)
     actions, logp = policy.act([obs] * 5)
     assert all(parse_guess(a).word in env.lexicon.allowed_index for a in actions)
-    np.testing.assert_allclose(logp, -np.log(len(SMALL)))
+    np.testing.assert_allclose(logp, -np.log(len(env.lexicon.allowed)))  # uniform over them
     assert actions == RandomWordPolicy.for_env(env, seed=0).act([obs] * 5)[0]
