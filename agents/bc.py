@@ -187,7 +187,7 @@ class BCAgent(PolicyAgent):
         if resume_from is not None:
             if self.run is None or not (self.run.dir / DEMOS_FILE).is_file():
                 raise ValueError(f"cannot resume from {resume_from}: the run's {DEMOS_FILE} is missing")
-            state = load_trainer_state(resume_from, optimizer)
+            state = load_trainer_state(resume_from, optimizer, self.run)
             best_state = state.pop("best_state", None)
             counters.update({k: state[k] for k in counters})
             obs, act, groups = (a[: int(counters["num_demos"])] for a in demo_arrays(self.run.dir / DEMOS_FILE))

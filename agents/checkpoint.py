@@ -12,12 +12,13 @@ import contextlib
 import json
 import os
 import shutil
-import tempfile
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 MANIFEST = "policy.json"
+STAGING_PREFIX = ".staging-"  # folders being written (or replaced) by atomic_directory
 
 
 class CheckpointError(ValueError):
@@ -29,11 +30,14 @@ def atomic_directory(target: str | Path) -> Iterator[Path]:
     """Yield a temporary directory that replaces ``target`` once the block succeeds."""
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    # mkdir, not tempfile.mkdtemp: the umask applies, so checkpoints get the run folder's mode
+    # (mkdtemp makes 0700 folders). A kill leaves the staging folder: remove_staging clears it.
+    staging = target.parent / f"{STAGING_PREFIX}{target.name}.{uuid.uuid4().hex[:12]}"
+    staging.mkdir()
     try:
         yield staging
         if target.exists():
-            trash = target.with_name(f".{target.name}.old")
+            trash = target.with_name(f"{STAGING_PREFIX}{target.name}.old")
             shutil.rmtree(trash, ignore_errors=True)
             os.replace(target, trash)
             os.replace(staging, target)
@@ -43,6 +47,21 @@ def atomic_directory(target: str | Path) -> Iterator[Path]:
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+
+
+def remove_staging(folder: str | Path) -> list[Path]:
+    """Delete what interrupted :func:`atomic_directory` saves left in ``folder``; returns them."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    leftovers = [p for p in folder.iterdir() if p.name.startswith(STAGING_PREFIX) and p.is_dir()]
+    for path in leftovers:
+        original = folder / path.name[len(STAGING_PREFIX):].removesuffix(".old")
+        if path.name.endswith(".old") and not original.exists():
+            os.replace(path, original)  # killed between the two renames: the old copy is the latest
+        else:
+            shutil.rmtree(path, ignore_errors=True)
+    return leftovers
 
 
 def write_json_atomic(path: str | Path, payload: Any) -> None:

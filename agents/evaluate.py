@@ -25,6 +25,7 @@ import numpy as np
 from tqdm import tqdm
 
 from agents.checkpoint import MANIFEST, CheckpointError, read_manifest, write_json_atomic
+from agents.devices import check_device
 from agents.loading import load_policy
 from agents.policy import Policy
 from agents.rollout import EpisodeSpec, play_episodes
@@ -77,17 +78,44 @@ def parse_env_kwargs(text: str | None) -> dict[str, Any]:
 
 
 def make_env_fn(env_id: str, env_kwargs: dict[str, Any]):
+    """A zero-argument function building ``env_id`` with ``env_kwargs``; an unknown id or an
+    argument the env does not take is a ``ValueError`` now, before anything is built."""
     import envs  # noqa: F401  (registers the ids)
 
     if env_id not in gym.registry:
         known = sorted(k for k in gym.registry if not k.startswith(("ALE/", "phys2d/", "tabular/")))
         ours = [k for k in known if gym.registry[k].entry_point.__str__().startswith("envs.")]
         raise ValueError(f"unknown env {env_id!r}; ours: {', '.join(ours)}")
+    check_env_kwargs(env_id, env_kwargs)
 
     def make() -> gym.Env:
-        return gym.make(env_id, **env_kwargs)
+        try:
+            return gym.make(env_id, **env_kwargs)
+        except TypeError as err:  # a value of the wrong kind deep in the constructor
+            raise ValueError(f"cannot build {env_id} with env kwargs {env_kwargs}: {err}") from err
 
     return make
+
+
+def check_env_kwargs(env_id: str, env_kwargs: dict[str, Any]) -> None:
+    """Refuse keyword arguments that neither the env's constructor nor ``gym.make`` takes."""
+    import inspect
+
+    from gymnasium.envs.registration import load_env_creator
+
+    spec = gym.registry[env_id]
+    creator = load_env_creator(spec.entry_point) if isinstance(spec.entry_point, str) else spec.entry_point
+    if creator is None:
+        return
+    params = inspect.signature(creator).parameters
+    if any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        return
+    takes = [name for name, p in params.items() if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    of_make = set(inspect.signature(gym.make).parameters) - {"id", "kwargs"}
+    unknown = sorted(set(env_kwargs) - set(takes) - of_make)
+    if unknown:
+        raise ValueError(f"{env_id} takes no argument(s) {', '.join(map(repr, unknown))} (env kwargs); "
+                         f"it takes: {', '.join(takes)}")
 
 
 def as_make_env(env: str | Callable[[], gym.Env]) -> Callable[[], gym.Env]:
@@ -185,6 +213,10 @@ def evaluate(
         policy_name = policy if isinstance(policy, str) else getattr(policy, "kind", type(policy).__name__)
         if isinstance(policy, str):
             policy = load_policy(policy, probe, seed=seed, device=device)
+        if not deterministic and hasattr(policy, "kind"):
+            import torch
+
+            torch.manual_seed(seed)  # trained policies sample from torch's RNG: same seed, same episodes
         if no_repeat_ngram_size is not None:
             sampling = getattr(policy, "sampling", None)
             if sampling is None:
@@ -264,9 +296,28 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def check_writable(path: str | Path, flag: str) -> None:
+    """Fail before the work when an output file cannot be written (a missing or unwritable folder)."""
+    import tempfile
+
+    folder = Path(path).parent
+    if Path(path).is_dir():
+        raise ValueError(f"{flag} {path} is a folder; give a file path")
+    if not folder.is_dir():
+        raise ValueError(f"{flag} {path}: the folder {folder} does not exist")
+    try:
+        tempfile.NamedTemporaryFile(dir=folder, prefix=".write-test-").close()  # deleted on close
+    except OSError as err:
+        raise ValueError(f"{flag} {path}: cannot write in {folder} ({err.strerror})") from err
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        for path, flag in ((args.out, "--out"), (args.episodes_out, "--episodes-out")):
+            if path:
+                check_writable(path, flag)
+        check_device(args.device)
         env_id, env_kwargs = args.env, parse_env_kwargs(args.env_kwargs)
         if env_id is None:
             trained_env, trained_kwargs = checkpoint_env(args.policy)
@@ -287,9 +338,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ValueError, CheckpointError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    # The result first: a failed write below must not throw the evaluation away.
+    print(json.dumps(summary) if args.json else format_table(summary), flush=True)
     if args.out:
-        write_json_atomic(args.out, summary)
-    print(json.dumps(summary) if args.json else format_table(summary))
+        try:
+            write_json_atomic(args.out, summary)
+        except OSError as err:
+            print(f"error: could not write --out {args.out}: {err}", file=sys.stderr)
+            return 1
     return 0
 
 

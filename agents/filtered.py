@@ -305,6 +305,14 @@ def check_logs_fit_policy(episodes: Sequence[Episode], policy: Any, logs: Sequen
                 "language-model policy is fine-tuned on the ids it sampled, which GRPO logs (logs of MLP or "
                 "scripted policies have none)")
         # Ids from another tokenizer would train nonsense (or index past the vocabulary).
+        vocab = policy.vocab_size
+        for episode in episodes:
+            for turn in episode.tokens or ():
+                bad = [i for i in (*turn.prompt_ids, *turn.completion_ids) if not 0 <= i < vocab]
+                if bad:
+                    raise FilterError(f"{names}: a kept episode (seed {episode.seed}) holds token id(s) "
+                                      f"{sorted(set(bad))[:5]} outside this checkpoint's vocabulary (0..{vocab - 1}); "
+                                      "the logs come from a different model than the checkpoint")
         first = episodes[0]
         if first.tokens and list(first.tokens[0].prompt_ids) != policy.encode_prompts([first.observations[0]])[0]:
             raise FilterError(f"{names}: the logged prompt ids differ from this checkpoint's tokenisation of the "
@@ -440,7 +448,7 @@ class FilteredAgent(PolicyAgent):
                                       **({"fused": True} if device.type == "cuda" else {"foreach": True}))
         epoch, step = 0, 0
         if resume_from is not None:
-            state = load_trainer_state(resume_from, optimizer)
+            state = load_trainer_state(resume_from, optimizer, self.run)
             epoch, step = int(state["epoch"]), int(state["step"])
 
         steps_per_epoch = math.ceil(train.size / cfg.batch_size)

@@ -55,6 +55,7 @@ from agents.run import Run, load_trainer_state
 from agents.trajectory import Episode, TurnTokens
 
 ESTIMATORS = ("grpo", "dr_grpo", "rloo", "reinforce_pp")
+REFERENCE_DIR = "reference"  # the frozen KL reference of full fine-tuning, in the run folder
 LOSS_AGGREGATIONS = ("token-mean", "seq-mean-token-mean", "seq-mean-token-sum-norm")
 TURN_CREDITS = ("episode", "return_to_go")
 BUDGET_CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
@@ -263,15 +264,21 @@ class GRPOAgent(PolicyAgent):
         eval_sets = self.eval_sets(pool, held_out) if cfg.eval_every else {}
 
         policy.float32_trainable_parameters()
-        if cfg.beta > 0 and policy.lora is None and policy._reference_model is None:
-            # Snapshot before any update. (Resuming full fine-tuning re-snapshots the checkpoint.)
-            policy.freeze_reference()
+        if cfg.beta > 0 and not policy.has_reference:
+            # Full fine-tuning: the KL reference is the policy before its first update, kept in the
+            # run folder so that a resumed run measures KL to the same weights.
+            if resume_from is None:
+                policy.freeze_reference()
+                if self.run is not None:
+                    policy.save_reference(self.run.dir / REFERENCE_DIR)
+            else:
+                policy.freeze_reference(reference_of(resume_from))
         params = policy.trainable_parameters()
         optimizer = torch.optim.AdamW(params, lr=cfg.learning_rate, weight_decay=cfg.weight_decay,
                                       betas=(0.9, 0.99), fused=policy.device.type == "cuda")
         iteration, optimizer_steps, env_steps, spent_s = 0, 0, 0, 0.0
         if resume_from is not None:
-            state = load_trainer_state(resume_from, optimizer)
+            state = load_trainer_state(resume_from, optimizer, self.run)
             iteration, optimizer_steps = int(state["iteration"]), int(state["optimizer_steps"])
             env_steps, spent_s = int(state["env_steps"]), float(state.get("elapsed_s", 0.0))
         now = BUDGET_CLOCKS[cfg.budget_clock]
@@ -422,7 +429,7 @@ class GRPOAgent(PolicyAgent):
             groups.append(members)
         ok = [e for e, f in zip(episodes, finite, strict=True) if f]
         turns = [t for e in episodes for t in (e.tokens or ())]
-        eos = set(self.policy._stop_ids())
+        eos = set(self.policy.stop_ids())
         metrics = {
             "rollout/episodes": float(len(episodes)),
             "rollout/return_mean": float(np.mean([e.return_ for e in ok])) if ok else math.nan,
@@ -509,6 +516,16 @@ class GRPOAgent(PolicyAgent):
             out.append(dataclasses.replace(ep, info={**ep.info, "grpo": {"iteration": iteration, **note,
                                                                           "loss_mask": masks}}))
         return out
+
+
+def reference_of(checkpoint: str | Path) -> Path:
+    """The KL reference saved by the run that wrote ``checkpoint`` (``<run>/checkpoints/step_N``)."""
+    saved = Path(checkpoint).parent.parent / REFERENCE_DIR
+    if not (saved / "config.json").is_file():
+        raise FileNotFoundError(
+            f"cannot resume {checkpoint} exactly: its run has no {REFERENCE_DIR}/ (the KL reference, the "
+            "weights before the first update, written by the run's start); start the run again with --init")
+    return saved
 
 
 def train_answers(make_env: Callable[[], gym.Env], cfg: GRPOConfig) -> tuple[list[str] | None, list[str]]:

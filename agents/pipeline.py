@@ -156,8 +156,27 @@ def check_record(run_dir: Path, pipeline: Pipeline) -> dict[str, Any]:
     return record
 
 
+def validate_stages(pipeline: Pipeline, run_dir: Path) -> None:
+    """Resolve every stage's config now: a misspelt key in the last stage must not surface
+    after the first ones have trained. (Checkpoints and logs of later stages do not exist yet.)"""
+    from agents.train import build_parser, resolve_config
+
+    previous: Path | None = None
+    for stage in pipeline.stages:
+        stage_dir = run_dir / stage.name
+        argv = stage_arguments(stage, stage_dir, previous)
+        previous = stage_dir
+        if argv[0] == "--resume":
+            continue  # started earlier with this config
+        try:
+            resolve_config(build_parser().parse_args(argv))
+        except (ConfigError, ValueError) as err:
+            raise ConfigError(f"stage {stage.name!r}: {err}") from err
+
+
 def run_pipeline(pipeline: Pipeline, run_dir: Path) -> int:
     """Run (or resume) every stage; returns the exit status of the first failing stage, else 0."""
+    from agents.train import finish_run
     from agents.train import main as train_main
 
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -169,7 +188,7 @@ def run_pipeline(pipeline: Pipeline, run_dir: Path) -> int:
         title = f"stage {number}/{len(pipeline.stages)} {stage.name} ({stage.agent})"
         if (stage_dir / "final").is_dir():
             print(f"== {title}: finished earlier, skipped ({stage_dir / 'final'})", file=sys.stderr)
-            evaluate_if_missing(stage_dir)
+            finish_run(stage_dir, quiet=True)  # evaluates it if it stopped during its final evaluation
         else:
             argv = stage_arguments(stage, stage_dir, previous)
             verb = "resuming" if argv[0] == "--resume" else "running"
@@ -194,34 +213,6 @@ def run_pipeline(pipeline: Pipeline, run_dir: Path) -> int:
           f"{run_dir / 'summary.md'} and {run_dir / 'summary.png'}", file=sys.stderr)
     print((run_dir / "summary.md").read_text(encoding="utf-8"))
     return 0
-
-
-def evaluate_if_missing(stage_dir: Path) -> None:
-    """A stage stopped between saving final/ and writing eval.json: evaluate it now."""
-    import yaml
-
-    config_path = stage_dir / "config.yaml"
-    if (stage_dir / "eval.json").is_file() or not config_path.is_file():
-        return
-    from agents.config import RunConfig, build, field_help
-    from agents.evaluate import make_env_fn
-    from agents.filtered import answer_split
-    from agents.loading import load_policy
-    from agents.run import Run
-    from agents.train import final_evaluation
-
-    resolved = yaml.safe_load(config_path.read_text(encoding="utf-8")) or {}
-    run_config = build(RunConfig, {k: v for k, v in resolved.items() if k in field_help(RunConfig)}, "config")
-    if str(run_config.eval_episodes) == "0":
-        return
-    print(f"   {stage_dir.name} has final/ but no eval.json: evaluating it", file=sys.stderr)
-    probe = make_env_fn(run_config.env, run_config.env_kwargs)()
-    try:
-        policy = load_policy(str(stage_dir / "final"), probe, device=run_config.device)
-    finally:
-        probe.close()
-    run = Run(stage_dir, tensorboard=False)
-    final_evaluation(run, run_config, policy, answer_split(stage_dir))
 
 
 # ------------------------------------------------------------------------------ the summary
@@ -324,6 +315,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         pipeline = read_pipeline(args.pipeline, args.set)
         run_dir = Path(args.run_dir) if args.run_dir else Path("runs") / f"pipeline__{pipeline.name}"
+        validate_stages(pipeline, run_dir)
         if (run_dir / RECORD).is_file():
             print(f"pipeline folder {run_dir} exists: resuming (finished stages are skipped)", file=sys.stderr)
         return run_pipeline(pipeline, run_dir)

@@ -12,6 +12,8 @@ import math
 import os
 import re
 import shutil
+import sys
+import tempfile
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -19,11 +21,45 @@ from typing import Any
 
 import yaml
 
-from agents.checkpoint import write_json_atomic
+from agents.checkpoint import remove_staging, write_json_atomic
 from agents.trajectory import Episode, write_episodes
 
 _STEP_DIR = re.compile(r"^step_(\d+)$")
 TRAINER_STATE = "trainer_state.pt"
+TRAINER_SUMMARY = "trainer_state.json"
+
+
+class RunFolderError(ValueError):
+    """The run folder cannot be used as asked (it holds another run, or cannot be written)."""
+
+
+def check_run_dir(directory: str | Path, *, resume: bool = False, overwrite: bool = False) -> None:
+    """Fail before any work if ``directory`` cannot hold a new run (or, with ``resume``, this one).
+
+    A folder that already holds files is another run: it is refused unless the caller resumes
+    it or asked to ``overwrite`` it (the folder is emptied later, by :meth:`Run.start_over`).
+    Writability is tested by creating a folder, since permission bits say nothing to root.
+    """
+    path = Path(directory)
+    if path.exists() and not path.is_dir():
+        raise RunFolderError(f"run folder {path} is a file, not a folder")
+    if path.is_dir() and not resume and not overwrite:
+        held = sorted(p.name for p in path.iterdir())
+        if held:
+            shown = ", ".join(held[:4]) + (", ..." if len(held) > 4 else "")
+            raise RunFolderError(
+                f"run folder {path} already holds a run ({shown}); continue it with --resume {path}, "
+                f"choose another --run-dir, or add --overwrite to delete it and start over")
+    existing = path
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise RunFolderError(f"cannot create run folder {path}: {existing} is a file")
+    try:
+        probe = tempfile.mkdtemp(prefix=".write-test-", dir=existing)
+    except OSError as err:
+        raise RunFolderError(f"cannot create run folder {path}: {existing} is not writable ({err.strerror})") from err
+    os.rmdir(probe)
 
 
 class Run:
@@ -31,20 +67,52 @@ class Run:
         self.dir = Path(directory)
         self.dir.mkdir(parents=True, exist_ok=True)
         (self.dir / "checkpoints").mkdir(exist_ok=True)
+        for folder in (self.dir, self.dir / "checkpoints"):
+            remove_staging(folder)  # what a save that was killed left behind
         if config is not None:
-            tmp = self.dir / ".config.yaml.tmp"
-            tmp.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
-            tmp.replace(self.dir / "config.yaml")
-        self._writer = None
-        if tensorboard:
-            from torch.utils.tensorboard import SummaryWriter
-
-            self._writer = SummaryWriter(log_dir=str(self.dir))
+            self.write_config(config)
+        self._tensorboard = tensorboard
+        self._writer: Any = None
+        self._last_log_step: int | None = None
+        self._open_writer(purge_step=None)
 
     @staticmethod
     def default_dir(env_id: str, agent: str, seed: int, root: str | Path = "runs") -> Path:
-        stamp = time.strftime("%Y%m%d-%H%M%S")
-        return Path(root) / f"{env_id}__{agent}__{seed}__{stamp}"
+        """``runs/<env>__<agent>__<seed>__<time>``, with ``_2``, ``_3``... if that folder exists."""
+        base = Path(root) / f"{env_id}__{agent}__{seed}__{time.strftime('%Y%m%d-%H%M%S')}"
+        candidate, n = base, 1
+        while candidate.exists():
+            n += 1
+            candidate = base.with_name(f"{base.name}_{n}")
+        return candidate
+
+    def _open_writer(self, purge_step: int | None) -> None:
+        if not self._tensorboard:
+            return
+        from torch.utils.tensorboard import SummaryWriter
+
+        if self._writer is not None:
+            self._writer.close()
+        # purge_step hides events a killed run logged after its last checkpoint: no doubled curves.
+        self._writer = SummaryWriter(log_dir=str(self.dir), purge_step=purge_step)
+
+    def write_config(self, config: dict[str, Any]) -> None:
+        tmp = self.dir / ".config.yaml.tmp"
+        tmp.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
+        tmp.replace(self.dir / "config.yaml")
+
+    def start_over(self) -> None:
+        """Empty the folder but for ``config.yaml``: a restart must not mix with what ran before."""
+        for path in self.dir.iterdir():
+            if path.name in ("config.yaml", "checkpoints"):
+                continue
+            if path.is_dir():
+                shutil.rmtree(path)
+            else:
+                path.unlink()
+        shutil.rmtree(self.dir / "checkpoints")
+        (self.dir / "checkpoints").mkdir()
+        self._open_writer(purge_step=None)
 
     # -- paths --------------------------------------------------------------------------------
     @property
@@ -58,25 +126,25 @@ class Run:
     def checkpoint_dir(self, step: int) -> Path:
         return self.dir / "checkpoints" / f"step_{step}"
 
-    def latest_checkpoint(self) -> Path | None:
-        return latest_checkpoint(self.dir)
-
     def save_training_checkpoint(self, step: int, policy: Any, optimizer: Any, state: dict[str, Any],
                                  keep: int) -> Path:
         """``checkpoints/step_<step>/``: the policy, then ``trainer_state.pt`` (optimizer, RNG and the
-        agent's counters in ``state``). A checkpoint is resumable once that file exists; older
-        step checkpoints beyond ``keep`` are deleted."""
+        agent's counters in ``state``, plus where the episode log and the TensorBoard curves stood,
+        for :meth:`rollback`). A checkpoint is resumable once that file exists; older step
+        checkpoints beyond ``keep`` are deleted."""
         import torch
 
         target = self.checkpoint_dir(step)
         policy.save(target)
+        state = {**state, "episodes_bytes": self.episodes_path.stat().st_size if self.episodes_path.is_file() else 0,
+                 "log_step": -1 if self._last_log_step is None else self._last_log_step}
         payload = {**state, "optimizer": optimizer.state_dict(), "torch_rng": torch.get_rng_state(),
                    "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
+        summary = {k: v for k, v in state.items() if isinstance(v, int | float | str)}
+        write_json_atomic(target / TRAINER_SUMMARY, summary)
         tmp = target / f".{TRAINER_STATE}.tmp"
         torch.save(payload, tmp)
         os.replace(tmp, target / TRAINER_STATE)
-        summary = {k: v for k, v in state.items() if isinstance(v, int | float | str)}
-        (target / "trainer_state.json").write_text(json.dumps(summary) + "\n")
         self.prune_checkpoints(keep)
         return target
 
@@ -85,8 +153,21 @@ class Run:
         for step in steps[keep:]:
             shutil.rmtree(self.checkpoint_dir(step), ignore_errors=True)
 
+    def rollback(self, state: dict[str, Any]) -> None:
+        """Back to a checkpoint being resumed: episodes logged after it are cut from
+        ``episodes.jsonl`` (they are played again, not logged twice) and TensorBoard hides the
+        points logged after it. One rule for every agent."""
+        size = int(state.get("episodes_bytes", 0))
+        if self.episodes_path.is_file() and self.episodes_path.stat().st_size > size:
+            with self.episodes_path.open("r+b") as handle:
+                handle.truncate(size)
+        log_step = int(state.get("log_step", -1))
+        self._last_log_step = log_step if log_step >= 0 else None
+        self._open_writer(purge_step=log_step + 1)
+
     # -- logging ------------------------------------------------------------------------------
     def log(self, metrics: dict[str, float], step: int) -> None:
+        self._last_log_step = step if self._last_log_step is None else max(step, self._last_log_step)
         if self._writer is None:
             return
         for tag, value in metrics.items():
@@ -104,6 +185,7 @@ class Run:
         if self._writer is not None:
             self._writer.flush()
             self._writer.close()
+            self._writer = None
 
 
 def _checkpoint_steps(run_dir: Path) -> list[int]:
@@ -113,15 +195,10 @@ def _checkpoint_steps(run_dir: Path) -> list[int]:
     return [int(m.group(1)) for p in root.iterdir() if p.is_dir() and (m := _STEP_DIR.match(p.name))]
 
 
-def latest_checkpoint(run_dir: str | Path) -> Path | None:
-    """The highest ``checkpoints/step_<N>`` of a run (complete ones only: saves are atomic)."""
-    steps = _checkpoint_steps(Path(run_dir))
-    return Path(run_dir) / "checkpoints" / f"step_{max(steps)}" if steps else None
-
-
-def load_trainer_state(checkpoint: str | Path, optimizer: Any) -> dict[str, Any]:
-    """Restore the optimizer and RNG saved by :meth:`Run.save_training_checkpoint`; returns the
-    agent's counters. Loaded with ``weights_only=True``: no code runs."""
+def load_trainer_state(checkpoint: str | Path, optimizer: Any, run: Run | None = None) -> dict[str, Any]:
+    """Restore the optimizer and RNG saved by :meth:`Run.save_training_checkpoint`, roll ``run``
+    back to the checkpoint (:meth:`Run.rollback`); returns the agent's counters. Loaded with
+    ``weights_only=True``: no code runs."""
     import torch
 
     state = torch.load(Path(checkpoint) / TRAINER_STATE, map_location="cpu", weights_only=True)
@@ -130,11 +207,27 @@ def load_trainer_state(checkpoint: str | Path, optimizer: Any) -> dict[str, Any]
     cuda_rng = state.pop("cuda_rng", [])
     if torch.cuda.is_available() and cuda_rng:
         torch.cuda.set_rng_state_all(cuda_rng)
+    if run is not None:
+        run.rollback(state)
     return state
 
 
 def resumable_checkpoint(run_dir: str | Path) -> Path | None:
-    """The newest ``checkpoints/step_N`` of a run that holds a complete trainer state."""
-    done = [s for s in _checkpoint_steps(Path(run_dir))
-            if (Path(run_dir) / "checkpoints" / f"step_{s}" / TRAINER_STATE).is_file()]
-    return Path(run_dir) / "checkpoints" / f"step_{max(done)}" if done else None
+    """The newest ``checkpoints/step_N`` of a run whose trainer state loads; a damaged newer one
+    is reported on stderr and passed over for the one before it."""
+    import torch
+
+    run_dir = Path(run_dir)
+    for step in sorted(_checkpoint_steps(run_dir), reverse=True):
+        candidate = run_dir / "checkpoints" / f"step_{step}"
+        if not (candidate / TRAINER_STATE).is_file():
+            continue  # a save still in progress when the run stopped: never complete
+        try:
+            torch.load(candidate / TRAINER_STATE, map_location="cpu", weights_only=True)
+            json.loads((candidate / "policy.json").read_text(encoding="utf-8"))
+        except Exception as err:  # torch and zipfile raise assorted types for damaged files
+            print(f"warning: checkpoint {candidate} is damaged ({type(err).__name__}: {err}); "
+                  "trying the one before it", file=sys.stderr)
+            continue
+        return candidate
+    return None

@@ -186,7 +186,7 @@ class SFTAgent(PolicyAgent):
 
         step, epoch, cursor, best_val = 0, 0, 0, math.inf
         if resume_from is not None:
-            state = load_trainer_state(resume_from, optimizer)
+            state = load_trainer_state(resume_from, optimizer, self.run)
             step, epoch, cursor = int(state["step"]), int(state["epoch"]), int(state["cursor"])
             best_val = float(state["best_val"])
 

@@ -8,12 +8,11 @@ midway resumes with ``--resume runs/<run>``.
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
-
-import yaml
 
 from agents.checkpoint import CheckpointError
 from agents.config import (
@@ -27,7 +26,8 @@ from agents.config import (
     to_dict,
 )
 from agents.demos import DataError
-from agents.run import Run, resumable_checkpoint
+from agents.devices import check_device
+from agents.run import Run, check_run_dir, resumable_checkpoint
 
 AGENTS = ("sft", "grpo", "filtered", "trpo")
 
@@ -192,7 +192,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=int, default=None, help="the run's seed (default: 0)")
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if available)")
     parser.add_argument("--run-dir", default=None, metavar="DIR", help="run folder (default: runs/<env>__<agent>__<seed>__<time>)")
-    parser.add_argument("--resume", default=None, metavar="RUN_DIR", help="continue an interrupted run from its last checkpoint")
+    parser.add_argument("--resume", default=None, metavar="RUN_DIR",
+                        help="continue an interrupted run from its last intact checkpoint (a finished run whose "
+                             "final evaluation was cut short is evaluated)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="delete what --run-dir holds and start over (by default a folder that holds a run "
+                             "is refused)")
     parser.add_argument("--no-eval", action="store_true", help="skip the final evaluation")
     return parser
 
@@ -316,7 +321,7 @@ def final_evaluation(run: Run, run_config: RunConfig, policy: Any, split: Answer
         # "all" answers = the training answers + the held-out ones: evaluate the two halves instead.
         train, held = (read_tasks(run.dir / f"tasks_{name}.jsonl", run_config.seed) for name in ("train", "held_out"))
         splits = {"held_out": held, "train_answers": train} if str(run_config.eval_episodes) == "all" \
-            else {"all": run_config.eval_episodes, "held_out": held}
+            else {"all": run_config.eval_episodes, "held_out": held[: int(run_config.eval_episodes)]}
     for name, episodes in splits.items():
         report[name] = evaluate(run_config.env, policy, env_kwargs=env_kwargs, episodes=episodes,
                                 seed=run_config.seed, batch_size=run_config.eval_batch_size,
@@ -374,30 +379,80 @@ def format_comparison(report: dict[str, dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def read_run_config(run_path: Path) -> dict[str, Any]:
+    """The resolved ``config.yaml`` of a run folder given to ``--resume``, checked."""
+    path = run_path / "config.yaml"
+    if not path.is_file():
+        raise ConfigError(f"--resume {run_path}: no config.yaml there; is it a run folder?")
+    config = read_yaml(path)
+    missing = [key for key in ("env", "agent") if not config.get(key)]
+    if missing:
+        raise ConfigError(f"--resume {run_path}: {path} is empty or damaged (no {', '.join(missing)}); "
+                          "it is not the resolved config a run writes, so there is nothing to resume")
+    return config
+
+
+def finish_run(run_path: Path, evaluate: bool = True, quiet: bool = False) -> int:
+    """A run with ``final/``: write a missing ``eval.json`` (the run stopped during its final
+    evaluation), else report that it is finished (unless ``quiet``)."""
+    config = read_run_config(run_path)
+    wanted = evaluate and str(config.get("eval_episodes", "all")) != "0"
+    if (run_path / "eval.json").is_file() or not wanted:
+        if not quiet:
+            print(f"{run_path} already finished (final/ exists); nothing to resume.")
+        return 0
+    from agents.evaluate import make_env_fn
+    from agents.filtered import answer_split
+    from agents.loading import load_policy
+
+    run_config = build(RunConfig, {k: v for k, v in config.items() if k in field_help(RunConfig)}, "config")
+    print(f"{run_path} has final/ but no eval.json (its final evaluation was interrupted): evaluating "
+          "final/ now (--no-eval skips this)", file=sys.stderr)
+    probe = make_env_fn(run_config.env, run_config.env_kwargs)()
+    try:
+        policy = load_policy(str(run_path / "final"), probe, device=run_config.device)
+    finally:
+        probe.close()
+    run = Run(run_path, tensorboard=False)
+    final_evaluation(run, run_config, policy, answer_split(run_path))
+    run.close()
+    return 0
+
+
+def check_envs(run_config: RunConfig) -> None:
+    """Build the env once with the training and with the evaluation kwargs: a misspelt or bad
+    env argument fails now, not after training (or after the run folder exists)."""
+    from agents.evaluate import make_env_fn
+
+    for kwargs in (run_config.env_kwargs, {**run_config.env_kwargs, **run_config.eval_env_kwargs}):
+        make = make_env_fn(run_config.env, kwargs)
+        try:
+            make().close()
+        except (TypeError, ValueError) as err:
+            raise ConfigError(f"cannot build {run_config.env} with env kwargs {kwargs}: {err}") from err
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         resume_dir = None
         if args.resume:
+            if args.overwrite:
+                raise ConfigError("--resume continues a run and --overwrite starts one over; give one of them")
             run_path = Path(args.resume)
-            if not (run_path / "config.yaml").is_file():
-                raise ConfigError(f"--resume {run_path}: no config.yaml there; is it a run folder?")
+            read_run_config(run_path)
             if (run_path / "final").is_dir():
-                print(f"{run_path} already finished (final/ exists); nothing to resume.")
-                return 0
+                return finish_run(run_path, evaluate=not args.no_eval)
             args.config, args.run_dir = str(run_path / "config.yaml"), str(run_path)
             resume_dir = resumable_checkpoint(run_path)
             if resume_dir is None:
                 print(f"{run_path} has no complete checkpoint yet; starting it over.", file=sys.stderr)
         run_config, agent_config, resolved = resolve_config(args)
-        import gymnasium as gym
-
-        import envs  # noqa: F401
-
-        if run_config.env not in gym.registry:
-            raise ConfigError(f"unknown env {run_config.env!r}")
+        check_device(run_config.device)
+        check_envs(run_config)
         run_dir = Path(run_config.run_dir) if run_config.run_dir else Run.default_dir(
             run_config.env, run_config.agent, run_config.seed)
+        check_run_dir(run_dir, resume=bool(args.resume), overwrite=args.overwrite)
         resolved["run_dir"] = str(run_dir)
         if run_config.agent == "filtered":
             from agents.filtered import prepare
@@ -430,7 +485,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
 
+    if args.overwrite and run_dir.exists():
+        print(f"--overwrite: deleting the earlier run in {run_dir}", file=sys.stderr)
+        shutil.rmtree(run_dir)
     run = Run(run_dir, resolved)
+    if args.resume and resume_dir is None:
+        run.start_over()  # nothing of the interrupted attempt may mix with the new one
     if split is not None:
         write_answer_split(run, split, run_config.seed)
     data_note = f"; {len(conversations):,} demonstration conversations" if conversations else ""
@@ -476,7 +536,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.no_eval and str(run_config.eval_episodes) != "0":
         final_evaluation(run, run_config, policy, split)
     run.close()
-    (run.dir / "config.yaml").write_text(yaml.safe_dump(resolved, sort_keys=False), encoding="utf-8")
     print(f"\nfinal checkpoint: {run.final_dir}")
     return 0
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import json
 import math
+import os
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -149,23 +150,29 @@ def _jsonable(value: Any) -> Any:
 
 
 def write_episodes(path: str | Path, episodes: Iterable[Episode], append: bool = True) -> int:
-    """Append episodes to a JSON-lines log; returns how many were written."""
+    """Append episodes to a JSON-lines log (or, ``append=False``, replace it atomically);
+    returns how many were written. Each call writes whole lines in one write, so a kill cuts at
+    most the last line short, and :func:`read_episodes` passes over such a line."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    count = 0
-    with path.open("a" if append else "w", encoding="utf-8") as handle:
-        for episode in episodes:
-            handle.write(json.dumps(episode.to_json(), ensure_ascii=False) + "\n")
-            count += 1
-    return count
+    lines = [json.dumps(episode.to_json(), ensure_ascii=False) + "\n" for episode in episodes]
+    if append:
+        with path.open("a", encoding="utf-8") as handle:
+            handle.write("".join(lines))
+    else:
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_text("".join(lines), encoding="utf-8")
+        os.replace(tmp, path)
+    return len(lines)
 
 
 def read_episodes(paths: str | Path | Sequence[str | Path]) -> Iterator[Episode]:
-    """Read episodes back; a malformed line raises an error naming file and line."""
+    """Read episodes back; a malformed line raises an error naming file and line. A last line
+    cut short (no newline: the writer was killed mid-write) is skipped with a warning."""
     if isinstance(paths, str | Path):
         paths = [paths]
     for path in map(Path, paths):
-        for where, row in read_json_lines(path):
+        for where, row in read_json_lines(path, unterminated_tail_ok=True):
             try:
                 yield Episode.from_json(row)
             except (ValueError, TypeError, KeyError, AttributeError) as err:

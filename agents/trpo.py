@@ -35,7 +35,7 @@ the critic and its optimizer, the torch RNG and the counters. The vector env is 
 seeds drawn from ``(seed, iteration)`` at the start of every ``save_every``-iteration segment
 (an episode still running there is cut and bootstrapped like a time limit), so a run resumed
 from a checkpoint sees the same episodes as one that never stopped; episodes logged after the
-checkpoint are cut from ``episodes.jsonl`` (its size is in the checkpoint), not logged twice.
+checkpoint are cut from ``episodes.jsonl`` (``Run.rollback``), not logged twice.
 """
 
 from __future__ import annotations
@@ -298,14 +298,10 @@ class TRPOAgent(PolicyAgent):
         policy = self.policy
         iteration, env_steps, elapsed_before, episodes_done = 0, 0, 0.0, 0
         if resume_from is not None:
-            state = load_trainer_state(resume_from, self.critic_optimizer)
+            state = load_trainer_state(resume_from, self.critic_optimizer, self.run)
             self.critic.load_state_dict(state["critic"])
             iteration, env_steps = int(state["iteration"]), int(state["env_steps"])
             elapsed_before, episodes_done = float(state["elapsed_s"]), int(state["episodes"])
-            if self.run is not None and self.run.episodes_path.is_file():
-                # episodes logged after the checkpoint are played again: drop them, not log them twice
-                with self.run.episodes_path.open("r+b") as handle:
-                    handle.truncate(min(int(state["episodes_bytes"]), self.run.episodes_path.stat().st_size))
 
         probe = make_env()
         try:
@@ -392,8 +388,6 @@ class TRPOAgent(PolicyAgent):
                         iteration, policy, self.critic_optimizer,
                         {"iteration": iteration, "env_steps": env_steps, "episodes": episodes_done,
                          "elapsed_s": elapsed_before + time.perf_counter() - started,
-                         "episodes_bytes": self.run.episodes_path.stat().st_size
-                         if self.run.episodes_path.is_file() else 0,
                          "critic": self.critic.state_dict()},
                         keep=cfg.keep_checkpoints)
         finally:

@@ -251,12 +251,29 @@ class LMPolicy:
         self.model = get_peft_model(self.model, config)
         self.lora = settings
 
-    def freeze_reference(self) -> None:
-        """Snapshot the current weights as the frozen reference for ``reference()`` (full fine-tuning)."""
-        reference = copy.deepcopy(self.model)
+    def freeze_reference(self, saved: str | Path | None = None) -> None:
+        """Fix the frozen reference of ``reference()`` (full fine-tuning): a snapshot of the
+        current weights, or the weights :meth:`save_reference` wrote to ``saved``."""
+        if saved is None:
+            reference = copy.deepcopy(self.model)
+        else:
+            dtype = next(self.model.parameters()).dtype  # the dtype the snapshot was taken in
+            reference = load_pretrained(saved, device=self.device, dtype=dtype)
         reference.eval()
         reference.requires_grad_(False)
         self._reference_model = reference
+
+    @property
+    def has_reference(self) -> bool:
+        """Whether ``reference()`` has weights to use: LoRA's base model or a frozen snapshot."""
+        return self.lora is not None or self._reference_model is not None
+
+    def save_reference(self, directory: str | Path) -> None:
+        """Write the frozen reference's weights (a run resumes with the same reference)."""
+        if self._reference_model is None:
+            raise RuntimeError("no frozen reference to save: call freeze_reference() first")
+        with atomic_directory(directory) as staging:
+            self._reference_model.save_pretrained(staging, safe_serialization=True)
 
     @contextlib.contextmanager
     def reference(self) -> Iterator[LMPolicy]:
@@ -276,8 +293,6 @@ class LMPolicy:
             yield self
         finally:
             self.model = current
-
-    disabled_adapter = reference
 
     def trainable_parameters(self) -> list[torch.nn.Parameter]:
         return [p for p in self.model.parameters() if p.requires_grad]
@@ -301,9 +316,25 @@ class LMPolicy:
             return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
         return contextlib.nullcontext()
 
+    @property
+    def vocab_size(self) -> int:
+        """Rows of the input embedding: token ids must be below this."""
+        return int(self.model.get_input_embeddings().num_embeddings)
+
     def num_parameters(self, trainable_only: bool = False) -> int:
         params = self.trainable_parameters() if trainable_only else list(self.model.parameters())
         return sum(p.numel() for p in params)
+
+    def check_compatible(self, env: Any) -> None:
+        """Refuse an env whose observations are not text: a language model acts on prompts."""
+        from gymnasium import spaces
+
+        if not isinstance(env.observation_space, spaces.Text):
+            name = env.spec.id if getattr(env, "spec", None) is not None else type(env.unwrapped).__name__
+            raise CheckpointError(
+                f"this is a language-model checkpoint: it acts on text envs (Wordle-v0, GSM8K-v0), but {name} "
+                f"has {type(env.observation_space).__name__} observations; evaluate a Gaussian MLP checkpoint "
+                "(trained with sft/trpo on that env) there")
 
     # ----------------------------------------------------------------- acting
     def encode_prompts(self, obs_batch: Sequence[Observation]) -> list[list[int]]:
@@ -330,7 +361,7 @@ class LMPolicy:
             input_ids[row, width - len(ids):] = torch.tensor(ids)
             attention_mask[row, width - len(ids):] = 1
         recorder = _RecordAndWarp(self.sampling.temperature, 1.0 if deterministic else self.sampling.top_p)
-        eos_ids = self._stop_ids()
+        eos_ids = self.stop_ids()
         # A fresh config so a checkpoint's own generation defaults (top_k=50, repetition
         # penalty, ...) cannot change the distribution behind the recorded log-probs.
         generation_config = GenerationConfig(
@@ -376,7 +407,8 @@ class LMPolicy:
         self.last_tokens = turns
         return texts, sums
 
-    def _stop_ids(self) -> list[int]:
+    def stop_ids(self) -> list[int]:
+        """Token ids that end a completion: the tokenizer's end of turn and the model's own."""
         ids = {self.tokenizer.eos_token_id}
         configured = getattr(getattr(self.model, "generation_config", None), "eos_token_id", None)
         if isinstance(configured, int):

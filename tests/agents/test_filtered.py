@@ -224,6 +224,14 @@ def test_tokens_of_another_tokenizer_are_refused() -> None:
         check_logs_fit_policy([episode(1.0, ("a",), tokens=(wrong,))], policy, [Path("x.jsonl")])
 
 
+def test_token_ids_outside_the_vocabulary_are_refused() -> None:
+    policy = tiny_lm()
+    prompt = tuple(policy.encode_prompts(["obs0"])[0])
+    beyond = TurnTokens(prompt, (policy.vocab_size + 3,), (0.0,))
+    with pytest.raises(FilterError, match="outside this checkpoint's vocabulary"):
+        check_logs_fit_policy([episode(1.0, ("a",), tokens=(beyond,))], policy, [Path("x.jsonl")])
+
+
 def test_token_log_for_an_mlp_policy_is_refused() -> None:
     from agents.mlp_policy import GaussianMLPPolicy
 
@@ -348,7 +356,9 @@ def test_filtered_run_errors_exit_2_and_create_no_run_folder(
     log = str(wordle_rl_run / "episodes.jsonl")
     cases = [
         (["--env", "Wordle-v0", "--set", "min_reward=5"], "no episode has return >= 5"),
-        (["--env", "GSM8K-v0", "--set", "min_reward=1"], "the logs are from Wordle-v0 but this run's env is GSM8K-v0"),
+        (["--env", "GSM8K-v0", "--set", "min_reward=1"], "GSM8K-v0 takes no argument(s) 'answers'"),
+        (["--env", "Wordle-v0", "--set", "min_reward=1", "--env-kwargs", json.dumps({**WORDLE_KWARGS, "nosuch": 1})],
+         "Wordle-v0 takes no argument(s) 'nosuch'"),
         (["--env", "Wordle-v0", "--set", "min_reward=1", "--set", f"rl_model_dir={tmp_path}"], "holds no checkpoint"),
     ]
     for args, message in cases:

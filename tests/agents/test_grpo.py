@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 
 import numpy as np
 import pytest
@@ -301,14 +302,52 @@ def test_episode_records_checkpoints_and_exact_resume(tmp_path) -> None:
 
     checkpoint = resumable_checkpoint(run.dir)
     assert checkpoint is not None and checkpoint.name == "step_2" and (checkpoint / TRAINER_STATE).is_file()
+    assert_resume_matches(config, run, full, checkpoint, tmp_path / "resumed")
+
+
+def assert_resume_matches(config: GRPOConfig, run: Run, full: list[dict[str, float]], checkpoint, resumed_dir,
+                          **env_kwargs) -> None:
+    """Resuming ``checkpoint`` replays the full run's later iterations and ends on its weights."""
     resumed: list[dict[str, float]] = []
-    run2 = Run(tmp_path / "resumed", tensorboard=False)
-    agent = GRPOAgent(LMPolicy.load(checkpoint, device="cpu"), config, run=run2, seed=3)
-    agent.learn(make_target_env(), resume_from=checkpoint, callback=lambda i, m: resumed.append(m))
-    assert [m["train/iteration"] for m in resumed] == [3.0, 4.0]
-    for a, b in zip(full[2:], resumed, strict=True):
+    policy = LMPolicy.load(checkpoint, device="cpu")
+    agent = GRPOAgent(policy, config, run=Run(resumed_dir, tensorboard=False), seed=3)
+    agent.learn(make_target_env(**env_kwargs), resume_from=checkpoint, callback=lambda i, m: resumed.append(m))
+    done = int(checkpoint.name.removeprefix("step_"))
+    assert [m["train/iteration"] for m in resumed] == [float(i) for i in range(done + 1, config.iterations + 1)]
+    for a, b in zip(full[done:], resumed, strict=True):
         assert a["rollout/return_mean"] == b["rollout/return_mean"]
-        assert a.get("train/loss") == pytest.approx(b.get("train/loss"), rel=1e-5)
+        # an iteration whose groups all tie trains nothing and logs no loss, in both runs alike
+        assert ("train/loss" in a) == ("train/loss" in b)
+        for key in ("train/loss", "train/kl"):
+            if key in a:
+                assert a[key] == pytest.approx(b[key], rel=1e-5, abs=1e-9), key
+    final = LMPolicy.load(run.final_dir, device="cpu")
+    for (name, p), q in zip(final.model.named_parameters(), policy.model.parameters(), strict=True):
+        torch.testing.assert_close(p, q, msg=name)
+
+
+def test_exact_resume_with_a_kl_reference_in_full_fine_tuning(tmp_path) -> None:
+    # The shipped config's case: beta > 0 without LoRA keeps a frozen copy as the KL reference;
+    # a resumed run must measure KL to the initial weights, not to the checkpoint's.
+    config = small_config(iterations=4, save_every=2, beta=0.5, learning_rate=5e-2)
+    full: list[dict[str, float]] = []
+    run = Run(tmp_path / "full", tensorboard=False)
+    GRPOAgent(tiny_policy(), config, run=run, seed=3).learn(
+        make_target_env(target=LETTERS), callback=lambda i, m: full.append(m))
+    assert (run.dir / "reference" / "config.json").is_file()
+    assert any(m.get("train/kl", 0.0) > 0 for m in full[2:])  # the reference is not the checkpoint
+    assert_resume_matches(config, run, full, run.dir / "checkpoints" / "step_2", tmp_path / "resumed", target=LETTERS)
+
+
+def test_resume_without_the_saved_reference_is_a_clear_error(tmp_path) -> None:
+    config = small_config(iterations=2, save_every=1, beta=0.1)
+    run = Run(tmp_path / "run", tensorboard=False)
+    GRPOAgent(tiny_policy(), config, run=run, seed=0).learn(make_target_env())
+    shutil.rmtree(run.dir / "reference")
+    checkpoint = run.dir / "checkpoints" / "step_1"
+    with pytest.raises(FileNotFoundError, match="no reference/"):
+        GRPOAgent(LMPolicy.load(checkpoint, device="cpu"), config, seed=0).learn(
+            make_target_env(), resume_from=checkpoint)
 
 
 # ------------------------------------------------------------------------------ it learns
