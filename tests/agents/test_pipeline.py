@@ -53,6 +53,16 @@ def test_bad_pipeline_files_are_one_clear_error(tmp_path: Path, stages, extra, m
     assert message in str(err.value)
 
 
+def test_a_typo_in_a_later_stage_fails_before_the_first_stage_runs(tmp_path: Path, capsys) -> None:
+    path = write_pipeline(tmp_path, [{**SFT, "set": {"max_steps": 2, "model_config": TINY}},
+                                     {**GRPO, "set": {"iterationz": 1}}])
+    run_dir = tmp_path / "out"
+    assert main([str(path), "--run-dir", str(run_dir)]) == 2
+    err = capsys.readouterr().err
+    assert "stage 'grpo'" in err and "unknown key(s) iterationz" in err
+    assert not run_dir.exists()
+
+
 def test_overrides_name_a_stage_or_apply_to_every_stage(tmp_path: Path) -> None:
     path = write_pipeline(tmp_path, [{**SFT, "set": {"max_steps": 5}}, GRPO])
     pipeline = read_pipeline(path, ["sft.max_steps=7", "grpo.iterations=3", "eval_episodes=4"])

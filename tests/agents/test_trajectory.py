@@ -63,3 +63,30 @@ def test_a_damaged_packed_array_names_the_line(tmp_path: Path, damage) -> None:
     path.write_text(json.dumps(row) + "\n")
     with pytest.raises(ValueError, match=r"episodes\.jsonl:1: .*packed array is malformed"):
         list(read_episodes(path))
+
+
+def text_episode(seed: int) -> Episode:
+    return Episode(env_id="Wordle-v0", seed=seed, observations=("prompt",), actions=("<guess>crane</guess>",),
+                   rewards=(1.0,), terminated=True, truncated=False)
+
+
+@settings(max_examples=30, deadline=None)
+@given(cut=st.integers(1, 200))
+def test_a_last_line_cut_short_is_skipped_with_a_warning(tmp_path_factory, cut: int) -> None:
+    path = tmp_path_factory.mktemp("log") / "episodes.jsonl"
+    write_episodes(path, [text_episode(0), text_episode(1)])
+    whole = path.read_bytes()
+    last = whole.splitlines(keepends=True)[-1]
+    path.write_bytes(whole[: len(whole) - len(last)] + last[: min(cut, len(last) - 2)])  # killed mid-write
+    with pytest.warns(UserWarning, match="cut short"):
+        assert [e.seed for e in read_episodes(path)] == [0]
+
+
+def test_a_broken_line_before_the_end_is_still_an_error(tmp_path: Path) -> None:
+    path = tmp_path / "episodes.jsonl"
+    write_episodes(path, [text_episode(0)])
+    with path.open("a") as handle:
+        handle.write('{"env_id": "Wordle\n')
+    write_episodes(path, [text_episode(1)])
+    with pytest.raises(ValueError, match=r"episodes\.jsonl:2: not valid JSON"):
+        list(read_episodes(path))
