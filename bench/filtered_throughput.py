@@ -23,10 +23,10 @@ import gymnasium as gym
 import torch
 
 import envs  # noqa: F401
-from agents.filtered import FilteredAgent, FilteredConfig, select_episodes
-from agents.lm.policy import LMPolicy
-from agents.rollout import EpisodeSpec, play_episodes
-from agents.trajectory import Episode, TurnTokens
+from agents.algos.filtered import FilteredAgent, FilteredConfig, select_episodes
+from agents.core.rollout import EpisodeSpec, play_episodes
+from agents.core.trajectory import Episode, TurnTokens
+from agents.policies.lm.policy import LMPolicy
 from envs.wordle.policies import SolverPolicy
 
 

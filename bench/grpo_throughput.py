@@ -98,8 +98,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import gymnasium as gym
 import torch
 
-from agents.grpo import GRPOAgent, GRPOConfig
-from agents.lm.policy import LMPolicy
+from agents.algos.grpo import GRPOAgent, GRPOConfig
+from agents.policies.lm.policy import LMPolicy
 from envs.gsm8k.answer import extract_answer
 from envs.gsm8k.env import GSM8KEnv
 
@@ -224,7 +224,7 @@ def window(clock: StepClock, first: int, last: int, episodes_per_step: int, new_
 
 
 def run_ours(args: argparse.Namespace) -> dict[str, float]:
-    import agents.grpo
+    import agents.algos.grpo
 
     total = args.warmup + args.steps
     policy = make_policy(args.device, {}, args.max_new_tokens)
@@ -249,19 +249,19 @@ def run_ours(args: argparse.Namespace) -> dict[str, float]:
         env_build_per_step.append(env_build_cpu[0])
         env_build_cpu[0] = 0.0
 
-    original = agents.grpo.play_episodes
+    original = agents.algos.grpo.play_episodes
 
     def timed_play_episodes(*a: Any, **k: Any) -> Any:
         with generation.timing():
             return original(*a, **k)
 
-    agents.grpo.play_episodes = timed_play_episodes  # learn() looks the name up in its module at call time
+    agents.algos.grpo.play_episodes = timed_play_episodes  # learn() looks the name up in its module at call time
     try:
         torch.manual_seed(0)  # sampling draws from torch's global RNG
         clock.mark(0)
         agent.learn(timed_make_env, budget=total, callback=on_step)
     finally:
-        agents.grpo.play_episodes = original
+        agents.algos.grpo.play_episodes = original
     result = window(clock, args.warmup, total, args.prompts_per_step * args.group_size, args.max_new_tokens,
                     generation, lengths)
     result["env_build_cpu_s_per_step"] = statistics.mean(env_build_per_step[args.warmup:])
@@ -350,8 +350,8 @@ def proc_status_mb(field: str) -> float:
 
 def memory_child(args: argparse.Namespace) -> None:
     """Run one side's training for ``--memory-steps`` steps and print its peak memory as one JSON line."""
-    from agents import demos
-    from agents.sft import SFTAgent, SFTConfig
+    from agents.algos.sft import SFTAgent, SFTConfig
+    from envs.gsm8k.demos import gsm8k_solution_conversations
 
     model_config = json.loads(args.memory_model_config)
     policy = make_policy(args.device, model_config, None)
@@ -364,7 +364,7 @@ def memory_child(args: argparse.Namespace) -> None:
     if args.memory_child == "sft":
         config = SFTConfig(data="solutions", max_steps=args.memory_steps, val_ratio=0.0, log_every=10**9,
                            eval_every=10**9, save_every=10**9)
-        conversations = demos.gsm8k_solution_conversations({"data_path": str(args.data)})[:SFT_PROBLEMS]
+        conversations = gsm8k_solution_conversations({"data_path": str(args.data)})[:SFT_PROBLEMS]
         SFTAgent(policy, config, run=None, seed=0).learn(None, demos=conversations)
         settings = {"batch_size": config.batch_size, "max_length": config.max_length, "lora_r": 0,
                     "conversations": len(conversations)}

@@ -74,7 +74,7 @@ def trpo_args(run_dir: Path, minutes: float, init: Path | None, extra: list[str]
 
 def curves(run_dir: Path) -> dict[str, list[float]]:
     """Per iteration (x = env steps): time alive, reward per step and elapsed training seconds."""
-    from agents.plot import read_scalars
+    from agents.cli.plot import read_scalars
 
     scalars = {tag: dict(points) for tag, points in read_scalars(run_dir).items() if tag in CURVE_TAGS}
     elapsed = scalars.get("train/elapsed_s", {})
@@ -88,8 +88,8 @@ def curves(run_dir: Path) -> dict[str, list[float]]:
 
 
 def evaluate_phases(policy: str, phases: int) -> dict[str, Any]:
-    from agents.evaluate import evaluate
-    from agents.rollout import EpisodeSpec
+    from agents.core.evaluation import evaluate
+    from agents.core.rollout import EpisodeSpec
 
     specs = [EpisodeSpec(seed=i, options={"phase": i / phases}) for i in range(phases)]
     summary = evaluate(ENV_ID, policy, env_kwargs={"motion": "walk"}, episodes=specs, batch_size=phases,

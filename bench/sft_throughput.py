@@ -60,9 +60,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np
 import torch
 
-import agents.sft as sft
-from agents.demos import wordle_solver_conversations
-from agents.lm.policy import LMPolicy
+import agents.algos.sft as sft
+from agents.policies.lm.policy import LMPolicy
+from envs.wordle.demos import wordle_solver_conversations
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "wordle"
 GOAL_RATIO_VS_TRL = 1.3

@@ -1,4 +1,4 @@
-"""TRPO throughput: env steps/s of our TRPO (``agents.trpo``) against sb3-contrib's ``TRPO`` with
+"""TRPO throughput: env steps/s of our TRPO (``agents.algos.trpo``) against sb3-contrib's ``TRPO`` with
 the same network, batch, env and update settings. Prints one JSON object.
 
     python bench/trpo_throughput.py            # 3 rounds of 1 + 5 iterations of 8 x 256 steps (~4-8 min)
@@ -43,9 +43,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np
 import torch
 
-from agents.evaluate import make_env_fn
-from agents.mlp_policy import GaussianMLPPolicy
-from agents.trpo import TRPOAgent, TRPOConfig
+from agents.algos.trpo import TRPOAgent, TRPOConfig
+from agents.core.envs import make_env_fn
+from agents.policies.mlp import GaussianMLPPolicy
 
 HIDDEN = [256, 256]
 

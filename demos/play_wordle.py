@@ -18,8 +18,8 @@ from collections.abc import Sequence
 import gymnasium as gym
 
 import envs  # noqa: F401  (registers Wordle-v0)
-from agents.evaluate import parse_env_kwargs
-from agents.loading import load_policy
+from agents.core.envs import parse_env_kwargs
+from agents.core.loading import load_policy
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -51,7 +51,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             try:
                 word = input("guess> ").strip()
             except EOFError:
-                print(f"\nThe word was {env.unwrapped._answer.upper()}.")
+                print(f"\nThe word was {env.unwrapped.answer.upper()}.")
                 return 1
             action = f"<guess>{word}</guess>"
         obs, _, terminated, truncated, info = env.step(action)

@@ -7,7 +7,7 @@
 ``--kinematic`` plays the clip itself (the simulator is set to the reference state every
 frame, no physics). ``--policy`` rolls out a policy with physics: a scripted name
 (``reference``: PD targets = the reference pose) or a checkpoint directory, loaded through
-``agents.loading.load_policy``; ``--ghost`` draws the reference pose, translucent, beside it.
+``agents.core.loading.load_policy``; ``--ghost`` draws the reference pose, translucent, beside it.
 With ``--seconds`` the video has that length: after a fall, a new episode starts from the
 clip phase the fallen one had reached (the summary line counts the falls).
 Rendering is headless (``envs.mimic`` sets ``MUJOCO_GL`` to ``egl``, or ``osmesa`` where EGL is missing).
@@ -141,7 +141,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             frames = kinematic_frames(env, seconds, args.phase)
             desc = f"render {env.clip.name} (kinematic)"
         else:
-            from agents.loading import load_policy
+            from agents.core.loading import load_policy
 
             try:
                 policy = load_policy(args.policy, env, seed=args.seed)

@@ -75,7 +75,7 @@ def load_problems(split: str | None = None, data_path: str | Path | None = None)
         return read_jsonl(data_path)
     split = split or "train"
     try:
-        from datasets import load_dataset
+        from datasets import load_dataset  # optional: only without data_path
     except ImportError as err:
         raise DataUnavailable(f"no GSM8K data: `datasets` is not installed; {HOW_TO_PROVIDE}") from err
     try:

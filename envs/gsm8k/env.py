@@ -14,6 +14,7 @@ from gymnasium import spaces
 
 from envs.gsm8k.answer import MODES, extract_answer
 from envs.gsm8k.data import Problem, load_problems
+from envs.protocol import ActionKind
 
 INSTRUCTION = 'Let\'s think step by step and output the final answer after "####".'
 PROMPT_STYLES = ("plain", "chat")
@@ -102,7 +103,9 @@ class GSM8KEnv(gym.Env):
     | ``prompt_style`` | ``"plain"`` | ``"plain"`` or ``"chat"`` |
     """
 
-    metadata: ClassVar[dict[str, Any]] = {"render_modes": ["ansi"], "render_fps": 1}
+    metadata: dict[str, Any] = {"render_modes": ["ansi"], "render_fps": 1}  # noqa: RUF012  (an instance attribute of gymnasium.Env)
+    action_kind: ClassVar[ActionKind] = "text"  # envs.protocol: agents choose the policy by it
+    metrics_key: ClassVar[str] = "gsm8k"  # where evaluation summaries put summarize_episodes
 
     def __init__(self, split: str | None = None, data_path: str | Path | None = None, answer_mode: str = "strict",
                  format_weight: float = 0.0, prompt_style: str = "plain", render_mode: str | None = None):
@@ -170,7 +173,7 @@ class GSM8KEnv(gym.Env):
     def render(self) -> str | None:
         return self._last if self.render_mode == "ansi" else None
 
-    # -- hooks for agents.evaluate / agents.loading -----------------------------------------
+    # -- capabilities agents use (envs.protocol) ------------------------------------------------
     def all_tasks(self) -> list[dict[str, Any]]:
         return [{"index": i} for i in range(len(self.problems))]
 

@@ -23,7 +23,7 @@ recover rather than only replay:
 - :func:`policy_rollouts`: a learner policy run from random phases, its states labelled by the
   expert (DAgger, Ross et al. 2011).
 
-:class:`MimicDemoSource` bundles them for ``agents.bc``.
+:class:`MimicDemoSource` bundles them for ``agents.algos.bc``.
 """
 
 from __future__ import annotations
@@ -235,7 +235,7 @@ def policy_rollouts(env: Any, expert: TrackingExpert, policy: Any, episodes: int
 
 @dataclass
 class MimicDemoSource:
-    """Demonstrations from a HumanoidMimic clip, and DAgger relabelling, for ``agents.bc``.
+    """Demonstrations from a HumanoidMimic clip, and DAgger relabelling, for ``agents.algos.bc``.
 
     ``demonstrations()`` = ``reference_states`` teacher-forced reference states (phases on a
     regular grid, dealt into 16 groups) + ``noisy_episodes`` DART rollouts of at most ``horizon`` steps

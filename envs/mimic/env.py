@@ -25,6 +25,7 @@ from envs.mimic.humanoid import (
     joint_kind,
 )
 from envs.mimic.mocap import Clip, resolve_motion
+from envs.protocol import ActionKind
 
 # DeepMimic's imitation reward (released code): term -> (weight, error scale).
 REWARD_TERMS: dict[str, tuple[float, float]] = {
@@ -168,7 +169,9 @@ class HumanoidMimicEnv(gym.Env):
     | `min_root_height`   | `None`   | fall threshold (m); default half the clip's lowest root height        |
     """
 
-    metadata: ClassVar[dict[str, Any]] = {"render_modes": ["rgb_array"], "render_fps": CONTROL_HZ}
+    metadata: dict[str, Any] = {"render_modes": ["rgb_array"], "render_fps": CONTROL_HZ}  # noqa: RUF012  (an instance attribute of gymnasium.Env)
+    action_kind: ClassVar[ActionKind] = "box"  # envs.protocol: agents choose the policy by it
+    metrics_key: ClassVar[str] = "mimic"  # where evaluation summaries put summarize_episodes
 
     def __init__(
         self,
@@ -482,7 +485,7 @@ class HumanoidMimicEnv(gym.Env):
             self._renderer.close()
             self._renderer = None
 
-    # ------------------------------------------------------------------ hooks for agents/
+    # ------------------------------------------------------------------ capabilities agents use (envs.protocol)
 
     @staticmethod
     def summarize_episodes(episodes: Sequence[Any]) -> dict[str, Any]:

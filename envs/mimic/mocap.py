@@ -295,7 +295,7 @@ def qpos_velocity(qpos_a: np.ndarray, qpos_b: np.ndarray, dt: np.ndarray | float
 
 def clip_dir() -> Path | None:
     try:
-        import pybullet_data
+        import pybullet_data  # optional: the DeepMimic clips shipped with pybullet
     except ImportError:
         return None
     path = Path(pybullet_data.getDataPath()) / "data" / "motions"
@@ -396,7 +396,9 @@ class Clip:
         self._quats = np.stack([self.pose.root_quat] + [self.pose.joint_quats[n] for n in spherical], axis=1)
         self._hinges = np.stack([self.pose.hinge_angles[n] for n, size in FRAME_JOINTS if size == 1], axis=1)
         self._decompose = EulerDecomposer([EULER_AXES[n] for n in spherical])
-        sph_cols, hinge_cols, col = [], [], 7
+        sph_cols: list[int] = []
+        hinge_cols: list[int] = []
+        col = 7
         for _, size in FRAME_JOINTS:
             (sph_cols if size == 4 else hinge_cols).append(col)
             col += 3 if size == 4 else 1

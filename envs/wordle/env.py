@@ -12,8 +12,10 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
+from envs.protocol import ActionKind
 from envs.wordle.feedback import cached_pattern_matrix, feedback
 from envs.wordle.lexicon import WORD_LENGTH, Lexicon, load_lexicon
+from envs.wordle.policies import RandomWordPolicy, SolverPolicy
 from envs.wordle.rewards import (
     FORMAT_NOT_A_WORD,
     FORMAT_UNPARSABLE,
@@ -120,7 +122,9 @@ class WordleEnv(gym.Env):
     be passed as ``answers=``/``allowed=`` paths.
     """
 
-    metadata: ClassVar[dict[str, Any]] = {"render_modes": ["ansi", "human"], "render_fps": 1}
+    metadata: dict[str, Any] = {"render_modes": ["ansi", "human"], "render_fps": 1}  # noqa: RUF012  (an instance attribute of gymnasium.Env)
+    action_kind: ClassVar[ActionKind] = "text"  # envs.protocol: agents choose the policy by it
+    metrics_key: ClassVar[str] = "wordle"  # where evaluation summaries put summarize_episodes
 
     def __init__(
         self,
@@ -245,6 +249,12 @@ class WordleEnv(gym.Env):
         state["_patterns"] = None
         return state
 
+    @property
+    def answer(self) -> str | None:
+        """The secret of the current episode (None before ``reset``). Observations never show it;
+        it is for people and tools, e.g. the terminal game reveals it when a player gives up."""
+        return self._answer
+
     # -- helpers ----------------------------------------------------------------------------
     @property
     def patterns(self) -> np.ndarray:
@@ -282,7 +292,7 @@ class WordleEnv(gym.Env):
             info["answer"] = self._answer
         return info
 
-    # -- hooks for agents.evaluate / agents.loading -----------------------------------------
+    # -- capabilities agents use (envs.protocol) ------------------------------------------------
     def all_tasks(self) -> list[dict[str, Any]]:
         """Every answer once, in lexicon order (``--episodes all``)."""
         return [{"answer": a} for a in self.lexicon.answers]
@@ -308,8 +318,6 @@ class WordleEnv(gym.Env):
 
     @property
     def scripted_policies(self) -> dict[str, Any]:
-        from envs.wordle.policies import RandomWordPolicy, SolverPolicy
-
         return {"solver": SolverPolicy.for_env, "random": RandomWordPolicy.for_env}
 
 

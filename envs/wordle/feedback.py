@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+from platformdirs import user_cache_dir
 
 SOLVED = 3**5 - 1
 _WEIGHTS = 3 ** np.arange(5, dtype=np.int32)
@@ -79,8 +80,6 @@ def cache_dir() -> Path:
     override = os.environ.get("POSTTRAIN_GYM_CACHE")
     if override:
         return Path(override)
-    from platformdirs import user_cache_dir
-
     return Path(user_cache_dir("posttrain-gym"))
 
 

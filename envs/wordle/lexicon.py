@@ -101,8 +101,8 @@ def read_word_list(source: str | Path | Sequence[str], name: str) -> list[str]:
 
 @functools.lru_cache(maxsize=1)
 def default_lexicon() -> Lexicon:
-    from english_words import get_english_words_set
-    from wordfreq import top_n_list
+    from english_words import get_english_words_set  # heavy: reads word lists; not needed with user lists
+    from wordfreq import top_n_list  # heavy: likewise
 
     dictionary = {w for w in get_english_words_set(["web2"], lower=False, alpha=True)
                   if len(w) == WORD_LENGTH and w.islower() and w.isascii()}

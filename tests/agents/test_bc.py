@@ -14,9 +14,9 @@ import torch
 import yaml
 
 import envs  # noqa: F401  (registers the ids)
-from agents.bc import BCAgent, BCConfig, demo_arrays, validation_mask
-from agents.mlp_policy import GaussianMLPPolicy
-from agents.run import Run, resumable_checkpoint
+from agents.algos.bc import BCAgent, BCConfig, demo_arrays, validation_mask
+from agents.core.run import Run, resumable_checkpoint
+from agents.policies.mlp import GaussianMLPPolicy
 from envs.mimic import mocap
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -233,7 +233,7 @@ def test_train_cli_clones_evaluates_against_the_reference_and_refuses_bad_checkp
 
 
 def test_help_lists_the_behaviour_cloning_keys() -> None:
-    from agents.train import build_parser
+    from agents.cli.train import build_parser
 
     text = build_parser().format_help()
     assert "Box-action envs" in text and "dagger_rounds" in text and "kp_tilt" in text

@@ -6,7 +6,7 @@ import dataclasses
 
 import pytest
 
-from agents.config import ConfigError, RunConfig, build, field, merge, parse_overrides, read_yaml
+from agents.core.config import ConfigError, RunConfig, build, field, merge, parse_overrides, read_yaml
 
 
 @dataclasses.dataclass

@@ -1,4 +1,4 @@
-"""Demonstration sources: JSONL conversations, HH-RLHF parsing, Wordle solver games, answer split."""
+"""Demonstration sources: JSONL conversations, HH-RLHF parsing, Wordle solver games, the task split."""
 
 from __future__ import annotations
 
@@ -9,17 +9,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agents.demos import (
-    DataError,
-    hh_conversations,
-    parse_hh,
-    read_conversations_jsonl,
-    split_answers,
+from agents.core.demonstrations import DataError, hh_conversations, parse_hh, read_conversations_jsonl
+from agents.core.tasks import split_tasks
+from envs.wordle import feedback, parse_guess, parse_history
+from envs.wordle.demos import (
     wordle_practice_conversations,
     wordle_solver_conversations,
     wordle_spelling_conversations,
 )
-from envs.wordle import feedback, parse_guess, parse_history
 
 SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 
@@ -98,12 +95,16 @@ def test_hh_sample_parses_with_assistant_turns() -> None:
 
 
 def test_split_is_deterministic_disjoint_and_complete() -> None:
-    words = [f"w{i:04d}" for i in range(100)]
-    train, held = split_answers(words, 0.8, seed=3)
-    assert (train, held) == split_answers(words, 0.8, seed=3)
+    tasks = [{"answer": f"w{i:04d}"} for i in range(100)]
+    train, held = split_tasks(tasks, 0.8, seed=3)
+    assert (train, held) == split_tasks(tasks, 0.8, seed=3)
     assert len(train) == 80 and len(held) == 20
-    assert set(train).isdisjoint(held) and set(train) | set(held) == set(words)
-    assert split_answers(words, 0.8, seed=4) != (train, held)
+    words = [t["answer"] for t in train], [t["answer"] for t in held]
+    assert set(words[0]).isdisjoint(words[1]) and set(words[0]) | set(words[1]) == {t["answer"] for t in tasks}
+    assert words[0] == sorted(words[0])  # each half in the tasks' natural order
+    assert split_tasks(tasks, 0.8, seed=4) != (train, held)
+    indices = [t["index"] for t in split_tasks([{"index": i} for i in range(30)], 0.5, seed=0)[1]]
+    assert indices == sorted(indices)  # numbers sort as numbers, not as text
 
 
 def test_solver_demonstrations_replay_the_real_game() -> None:

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from agents.trajectory import read_episodes
+from agents.core.trajectory import read_episodes
 
 ANSWERS = ["crane", "slate", "pious", "ghost", "lemon", "brick", "eagle", "tried", "abbey", "geese"]
 KWARGS = json.dumps({"answers": ANSWERS})
@@ -27,7 +27,7 @@ GRPO = ["--agent", "grpo", "--env", "Wordle-v0", "--env-kwargs", KWARGS, "--set"
 
 
 def train(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
-    from agents.train import main
+    from agents.cli.train import main
 
     capsys.readouterr()
     code = main(list(argv))
@@ -48,7 +48,7 @@ def snapshot(folder: Path) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def sft_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from agents.train import main
+    from agents.cli.train import main
 
     run = tmp_path_factory.mktemp("sft") / "run"
     assert main([*SFT, "--run-dir", str(run)]) == 0
@@ -140,7 +140,7 @@ def test_resume_without_a_checkpoint_starts_over_without_the_old_log(tmp_path: P
 
 def test_a_damaged_newest_checkpoint_falls_back_to_the_one_before(
         sft_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from agents.run import resumable_checkpoint
+    from agents.core.run import resumable_checkpoint
 
     run = tmp_path / "run"
     shutil.copytree(sft_run, run)
@@ -175,7 +175,7 @@ def test_checkpoints_get_the_run_folders_permissions(sft_run: Path) -> None:
 
 def test_eval_episodes_caps_the_held_out_evaluation_too(tmp_path: Path, capsys) -> None:
     run = tmp_path / "run"
-    code, err = train(capsys, *SFT, "--set", "max_steps=2", "--set", "train_answer_fraction=0.6",
+    code, err = train(capsys, *SFT, "--set", "max_steps=2", "--set", "train_task_fraction=0.6",
                       "--run-dir", str(run))
     assert code == 0, err
     report = json.loads((run / "eval.json").read_text())
@@ -184,7 +184,7 @@ def test_eval_episodes_caps_the_held_out_evaluation_too(tmp_path: Path, capsys) 
 
 # ------------------------------------------------------------------------------ evaluate
 def evaluate(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    from agents.evaluate import main
+    from agents.cli.evaluate import main
 
     capsys.readouterr()
     code = main(list(argv))
@@ -200,12 +200,12 @@ def test_evaluate_refuses_an_unwritable_out_before_playing(tmp_path: Path, capsy
 
 
 def test_evaluate_prints_the_result_when_writing_it_fails(tmp_path: Path, capsys, monkeypatch) -> None:
-    import agents.evaluate
+    import agents.cli.evaluate
 
     def fail(path, payload):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(agents.evaluate, "write_json_atomic", fail)
+    monkeypatch.setattr(agents.cli.evaluate, "write_json_atomic", fail)
     code, out, err = evaluate(capsys, "--env-kwargs", KWARGS, "--episodes", "2", "--json",
                               "--out", str(tmp_path / "x.json"))
     assert code == 1 and json.loads(out)["episodes"] == 2 and "No space left" in one_error(err)
@@ -236,7 +236,7 @@ def test_checkpoints_refuse_envs_they_cannot_act_on(sft_run: Path, tmp_path: Pat
     assert render(["--policy", str(sft_run / "final"), "--seconds", "0.2", "--out", str(video)]) == 2
     assert "language-model checkpoint" in one_error(capsys.readouterr().err) and not video.exists()
 
-    from agents.mlp_policy import GaussianMLPPolicy
+    from agents.policies.mlp import GaussianMLPPolicy
 
     mlp = tmp_path / "mlp"
     GaussianMLPPolicy(4, 2, hidden=(8,), metadata={"env_id": "HumanoidMimic-v0"}).save(mlp)

@@ -17,13 +17,10 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agents.checkpoint import CheckpointError
-from agents.config import ConfigError, build
-from agents.filtered import (
+from agents.algos.filtered import (
     FilteredAgent,
     FilteredConfig,
     FilterError,
-    build_parser,
     check_logs_fit_policy,
     expand_logs,
     find_checkpoint,
@@ -31,11 +28,13 @@ from agents.filtered import (
     return_threshold,
     select_episodes,
     select_from_logs,
-    train_arguments,
 )
-from agents.lm.policy import LMPolicy
-from agents.rollout import EpisodeSpec, play_episodes
-from agents.trajectory import Episode, TurnTokens, read_episodes, write_episodes
+from agents.cli.filtered import build_parser, run_settings
+from agents.core.checkpoint import CheckpointError
+from agents.core.config import ConfigError, build
+from agents.core.rollout import EpisodeSpec, play_episodes
+from agents.core.trajectory import Episode, TurnTokens, read_episodes, write_episodes
+from agents.policies.lm.policy import LMPolicy
 
 TINY = {"hidden_size": 32, "num_hidden_layers": 1, "intermediate_size": 64,
         "num_attention_heads": 2, "num_key_value_heads": 2}
@@ -47,7 +46,7 @@ COMMON_KEYS = {"env", "policy", "episodes", "mean_return", "std_return", "mean_l
 
 
 def evaluate_cli(argv: list[str], capsys: pytest.CaptureFixture[str]) -> dict:
-    from agents.evaluate import main
+    from agents.cli.evaluate import main
 
     capsys.readouterr()
     code = main(argv)
@@ -233,7 +232,7 @@ def test_token_ids_outside_the_vocabulary_are_refused() -> None:
 
 
 def test_token_log_for_an_mlp_policy_is_refused() -> None:
-    from agents.mlp_policy import GaussianMLPPolicy
+    from agents.policies.mlp import GaussianMLPPolicy
 
     policy = GaussianMLPPolicy(3, 2, hidden=(8,))
     with pytest.raises(FilterError, match="language-model episodes"):
@@ -250,12 +249,12 @@ def test_short_cli_flags_map_onto_the_train_cli() -> None:
         "--rl-log", "runs/a/episodes.jsonl", "--rl-log", "runs/b*/episodes.jsonl", "--top-fraction", "0.2",
         "--rl-model-dir", "runs/a", "--epochs", "2", "--lr", "3e-4", "--batch-size", "8", "--output-dir", "out",
         "--env", "Wordle-v0", "--config", "configs/wordle_filtered.yaml"])
-    argv = train_arguments(args)
-    sets = [argv[i + 1] for i, a in enumerate(argv) if a == "--set"]
-    assert argv[:2] == ["--agent", "filtered"] and argv[argv.index("--run-dir") + 1] == "out"
-    assert 'rl_log=["runs/a/episodes.jsonl", "runs/b*/episodes.jsonl"]' in sets
-    assert {"top_fraction=0.2", "min_reward=null", 'rl_model_dir="runs/a"', "epochs=2", "learning_rate=0.0003",
-            "batch_size=8"} <= set(sets)
+    config_file, flags, overrides = run_settings(args)
+    assert config_file == "configs/wordle_filtered.yaml"
+    assert flags["agent"] == "filtered" and flags["run_dir"] == "out" and flags["env"] == "Wordle-v0"
+    assert overrides == {"rl_log": ["runs/a/episodes.jsonl", "runs/b*/episodes.jsonl"], "top_fraction": 0.2,
+                         "min_reward": None, "rl_model_dir": "runs/a", "epochs": 2, "learning_rate": 3e-4,
+                         "batch_size": 8}
     with pytest.raises(SystemExit):  # one threshold or the other
         build_parser().parse_args(["--min-reward", "1", "--top-fraction", "0.2"])
 
@@ -302,7 +301,7 @@ def wordle_rl_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_wordle_filtered_run_trains_on_the_won_games_and_saves_like_the_rl_agent(
         wordle_rl_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from agents.train import main
+    from agents.cli.train import main
 
     out = tmp_path / "filtered"
     code = main(["--agent", "filtered", "--env", "Wordle-v0", "--env-kwargs", json.dumps(WORDLE_KWARGS),
@@ -335,7 +334,7 @@ def test_wordle_filtered_run_trains_on_the_won_games_and_saves_like_the_rl_agent
 
 def test_short_cli_takes_the_env_settings_of_the_rl_run(
         wordle_rl_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from agents.filtered import main
+    from agents.cli.filtered import main
 
     out = tmp_path / "short"
     code = main(["--rl-log", str(wordle_rl_run / "episodes.jsonl"), "--top-fraction", "0.5", "--epochs", "1",
@@ -351,7 +350,7 @@ def test_short_cli_takes_the_env_settings_of_the_rl_run(
 
 def test_filtered_run_errors_exit_2_and_create_no_run_folder(
         wordle_rl_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from agents.train import main
+    from agents.cli.train import main
 
     log = str(wordle_rl_run / "episodes.jsonl")
     cases = [
@@ -375,8 +374,8 @@ def test_grpo_logs_are_trained_on_their_recorded_ids_and_masks(tmp_path: Path) -
     sampled, with GRPO's own loss masks where GRPO trained."""
     from toy_envs import make_target_env  # tests/agents is on sys.path
 
-    from agents.grpo import GRPOAgent, GRPOConfig
-    from agents.run import Run
+    from agents.algos.grpo import GRPOAgent, GRPOConfig
+    from agents.core.run import Run
 
     policy = tiny_lm()
     run = Run(tmp_path / "grpo", tensorboard=False)
@@ -408,8 +407,8 @@ def test_a_bf16_checkpoint_trains_float32_weights(tmp_path: Path) -> None:
     # Like sft and grpo: a checkpoint loads in bf16 on a GPU, AdamW must update float32 weights.
     from toy_envs import make_target_env  # tests/agents is on sys.path
 
-    from agents.grpo import GRPOAgent, GRPOConfig
-    from agents.run import Run
+    from agents.algos.grpo import GRPOAgent, GRPOConfig
+    from agents.core.run import Run
 
     run = Run(tmp_path / "grpo", tensorboard=False)
     config = GRPOConfig(iterations=1, prompts_per_step=2, group_size=4, max_new_tokens=6, learning_rate=0.0)
@@ -426,8 +425,8 @@ def test_humanoid_filtered_run_clones_the_best_episodes(tmp_path: Path, capsys: 
     import gymnasium as gym
 
     import envs  # noqa: F401
-    from agents.mlp_policy import GaussianMLPPolicy
-    from agents.train import main
+    from agents.cli.train import main
+    from agents.policies.mlp import GaussianMLPPolicy
 
     def make() -> gym.Env:
         return gym.make("HumanoidMimic-v0", max_episode_steps=40)
@@ -469,7 +468,7 @@ def test_humanoid_filtered_run_clones_the_best_episodes(tmp_path: Path, capsys: 
 
 
 def test_an_interrupted_run_resumes_exactly_from_its_epoch_checkpoint(wordle_rl_run: Path, tmp_path: Path) -> None:
-    from agents.run import Run, resumable_checkpoint
+    from agents.core.run import Run, resumable_checkpoint
 
     kept = select_from_logs([wordle_rl_run / "episodes.jsonl"], min_reward=1.0).kept
     config = FilteredConfig(min_reward=1.0, epochs=2, batch_size=8, learning_rate=3e-3, val_fraction=0)

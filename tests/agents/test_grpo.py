@@ -9,14 +9,14 @@ from __future__ import annotations
 import json
 import math
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from toy_envs import make_target_env  # tests/agents is on sys.path (rootdir-less test modules)
 
-from agents.config import ConfigError, build, read_yaml
-from agents.grpo import (
+from agents.algos.grpo import (
     GRPOAgent,
     GRPOConfig,
     baselines_and_scales,
@@ -26,11 +26,12 @@ from agents.grpo import (
     k3_kl,
     turn_advantages,
 )
-from agents.lm.policy import LMPolicy
-from agents.lm.tokenizer import encode_prompt
-from agents.rollout import EpisodeSpec, play_episodes
-from agents.run import TRAINER_STATE, Run, resumable_checkpoint
-from agents.trajectory import Episode, TurnTokens, read_episodes
+from agents.core.config import ConfigError, build, read_yaml
+from agents.core.rollout import EpisodeSpec, play_episodes
+from agents.core.run import TRAINER_STATE, Run, resumable_checkpoint
+from agents.core.trajectory import Episode, TurnTokens, read_episodes
+from agents.policies.lm.policy import LMPolicy
+from agents.policies.lm.tokenizer import encode_prompt
 
 LETTERS = "abcdefghijklmnopqrstuvwxyz"  # a dense reward: most groups have mixed returns
 TINY = {"hidden_size": 32, "num_hidden_layers": 1, "intermediate_size": 64,
@@ -379,19 +380,32 @@ def test_wall_clock_budget_stops_after_the_iteration_that_passes_it() -> None:
     assert seen == [1.0]
 
 
-def test_periodic_evaluation_plays_fixed_held_out_and_training_answers() -> None:
-    from agents.evaluate import make_env_fn
-    from agents.grpo import train_answers
+GSM8K_TEST = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "gsm8k" / "test.jsonl"
 
-    answers = ["crane", "slate", "pious", "ghost", "lemon", "brick", "eagle", "tried", "abbey", "geese"]
-    make_env = make_env_fn("Wordle-v0", {"answers": answers, "prompt_style": "compact"})
-    config = small_config(train_answer_fraction=0.8, eval_every=1, eval_set_size=3, max_new_tokens=12)
+
+@pytest.mark.parametrize(("env_id", "kwargs", "key"), [
+    ("Wordle-v0", {"answers": ["crane", "slate", "pious", "ghost", "lemon", "brick", "eagle", "tried", "abbey",
+                               "geese"], "prompt_style": "compact"}, "answer"),
+    ("GSM8K-v0", {"data_path": str(GSM8K_TEST)}, "index"),
+])
+def test_periodic_evaluation_plays_fixed_held_out_and_training_tasks(env_id: str, kwargs: dict, key: str) -> None:
+    # The split is of the env's task list: the same code holds out Wordle answers and GSM8K problems.
+    from agents.algos.grpo import training_tasks
+    from agents.core.envs import make_env_fn
+
+    if env_id == "GSM8K-v0" and not GSM8K_TEST.is_file():
+        pytest.skip(f"GSM8K data not found at {GSM8K_TEST}")
+    make_env = make_env_fn(env_id, kwargs)
+    fraction = 0.8 if env_id == "Wordle-v0" else 0.998  # 10 Wordle answers -> 2 held out; 1319 problems -> 3
+    config = small_config(train_task_fraction=fraction, eval_every=1, eval_set_size=3, max_new_tokens=12)
     agent = GRPOAgent(tiny_policy(), config, seed=0)
-    pool, held_out = train_answers(make_env, config)
+    pool, held_out = training_tasks(make_env, config)
+    assert pool is not None and not {t[key] for t in pool} & {t[key] for t in held_out}
     sets = agent.eval_sets(pool, held_out)
-    assert [len(s) for s in sets.values()] == [2, 3]  # all 2 held-out answers, 3 of the 8 training ones
-    assert {s.options["answer"] for s in sets["held_out"]} == set(held_out)
-    assert {s.options["answer"] for s in sets["train_answers"]} <= set(pool)
+    assert [len(s) for s in sets.values()] == [len(held_out), 3]  # every held-out task, 3 training ones
+    assert [s.options for s in sets["held_out"]] == held_out
+    assert all(s.options in pool for s in sets["train_tasks"])
     assert sets == agent.eval_sets(pool, held_out)  # fixed across the run
-    metrics = agent.evaluate(make_env, sets)
-    assert 0.0 <= metrics["eval/held_out/win_rate"] <= 1.0 and metrics["eval/train_answers/episodes"] == 3.0
+    if env_id == "Wordle-v0":
+        metrics = agent.evaluate(make_env, sets)
+        assert 0.0 <= metrics["eval/held_out/win_rate"] <= 1.0 and metrics["eval/train_tasks/episodes"] == 3.0

@@ -17,11 +17,11 @@ from gymnasium import spaces
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agents.checkpoint import CheckpointError
-from agents.lm.model import default_model_config, load_pretrained
-from agents.lm.policy import LMPolicy, SamplingConfig, _NoRepeatInCompletion
-from agents.policy import Policy
-from agents.rollout import EpisodeSpec, play_episodes
+from agents.core.checkpoint import CheckpointError
+from agents.core.policy import Policy
+from agents.core.rollout import EpisodeSpec, play_episodes
+from agents.policies.lm.model import default_model_config, load_pretrained
+from agents.policies.lm.policy import LMPolicy, SamplingConfig, _NoRepeatInCompletion
 
 TINY = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2,
         "num_attention_heads": 2, "num_key_value_heads": 2}
@@ -194,7 +194,7 @@ def test_save_load_round_trip_gives_identical_outputs(policy: LMPolicy, tmp_path
 def test_load_through_the_policy_registry(policy: LMPolicy, tmp_path) -> None:
     import importlib
 
-    from agents.loading import POLICY_KINDS
+    from agents.core.loading import POLICY_KINDS
 
     module_name, class_name = POLICY_KINDS["lm"].split(":")
     cls = getattr(importlib.import_module(module_name), class_name)

@@ -7,8 +7,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from transformers import AutoTokenizer, PreTrainedTokenizerFast
 
-from agents.lm.model import build_default_model
-from agents.lm.tokenizer import (
+from agents.policies.lm.model import build_default_model
+from agents.policies.lm.tokenizer import (
     CHARACTERS,
     CHAT_TEMPLATE,
     FORMAT_TAGS,

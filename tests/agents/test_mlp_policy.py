@@ -12,8 +12,8 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agents.checkpoint import CheckpointError
-from agents.mlp_policy import OBS_CLIP, GaussianMLPPolicy
+from agents.core.checkpoint import CheckpointError
+from agents.policies.mlp import OBS_CLIP, GaussianMLPPolicy
 
 
 def make_policy(obs_dim: int = 6, act_dim: int = 3, **kwargs) -> GaussianMLPPolicy:
@@ -109,7 +109,7 @@ def test_check_compatible_refuses_other_sizes_and_motions(tmp_path: Path) -> Non
     pytest.importorskip("pybullet_data")
     import gymnasium as gym
 
-    from agents.loading import load_policy
+    from agents.core.loading import load_policy
 
     walk = gym.make("envs:HumanoidMimic-v0")
     policy = GaussianMLPPolicy.for_env(walk, hidden=(8,))

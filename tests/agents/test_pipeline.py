@@ -11,14 +11,15 @@ from pathlib import Path
 import pytest
 import yaml
 
-from agents.config import ConfigError
-from agents.pipeline import (
+from agents.cli.pipeline import (
     Stage,
     main,
     metric_value,
     read_pipeline,
-    stage_arguments,
+    stage_run,
+    started,
 )
+from agents.core.config import ConfigError
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY = {"hidden_size": 32, "num_hidden_layers": 1, "intermediate_size": 64,
@@ -74,19 +75,21 @@ def test_overrides_name_a_stage_or_apply_to_every_stage(tmp_path: Path) -> None:
 
 
 def test_stages_chain_from_the_previous_final_and_resume_when_started(tmp_path: Path) -> None:
-    first = stage_arguments(Stage("sft", "sft", "a.yaml", {"max_steps": 3}), tmp_path / "sft", None)
-    assert first == ["--config", "a.yaml", "--agent", "sft", "--run-dir", str(tmp_path / "sft"),
-                     "--set", "max_steps=3"]
-    rl = stage_arguments(Stage("grpo", "grpo", "b.yaml"), tmp_path / "grpo", tmp_path / "sft")
-    assert rl[-2:] == ["--init", str(tmp_path / "sft" / "final")]
-    filtered = stage_arguments(Stage("filtered", "filtered", "c.yaml"), tmp_path / "filtered", tmp_path / "grpo")
-    assert "--init" not in filtered
-    assert f'rl_log={json.dumps([str(tmp_path / "grpo" / "episodes.jsonl")])}' in filtered
-    assert f'rl_model_dir={json.dumps(str(tmp_path / "grpo"))}' in filtered
+    first = stage_run(Stage("sft", "sft", "a.yaml", {"max_steps": 3}), tmp_path / "sft", None)
+    assert (first.config_file, first.flags, first.overrides) == \
+        ("a.yaml", {"agent": "sft", "run_dir": str(tmp_path / "sft")}, {"max_steps": 3})
+    assert first.command() == f"python -m agents.train --config a.yaml --agent sft --run-dir {tmp_path / 'sft'} " \
+                              "--set max_steps=3"
+    rl = stage_run(Stage("grpo", "grpo", "b.yaml"), tmp_path / "grpo", tmp_path / "sft")
+    assert rl.flags["init"] == str(tmp_path / "sft" / "final")
+    filtered = stage_run(Stage("filtered", "filtered", "c.yaml"), tmp_path / "filtered", tmp_path / "grpo")
+    assert "init" not in filtered.flags
+    assert filtered.overrides == {"rl_log": [str(tmp_path / "grpo" / "episodes.jsonl")],
+                                  "rl_model_dir": str(tmp_path / "grpo")}
+    assert not started(tmp_path / "grpo")
     (tmp_path / "grpo").mkdir()
     (tmp_path / "grpo" / "config.yaml").write_text("env: Wordle-v0\n")
-    assert stage_arguments(Stage("grpo", "grpo", "b.yaml"), tmp_path / "grpo", None) == \
-        ["--resume", str(tmp_path / "grpo")]
+    assert started(tmp_path / "grpo")  # run_pipeline resumes it instead
 
 
 def test_metric_paths_read_eval_json() -> None:
@@ -117,10 +120,10 @@ def test_shipped_pipelines_parse(name: str) -> None:
 def test_tiny_wordle_pipeline_runs_then_resumes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = write_pipeline(tmp_path, [
         {**SFT, "set": {"max_steps": 4, "batch_size": 8, "model_config": TINY, "eval_every": 4, "save_every": 4,
-                        "train_answer_fraction": 0.8}},
+                        "train_task_fraction": 0.8}},
         {**GRPO, "set": {"iterations": 1, "prompts_per_step": 2, "group_size": 2, "max_new_tokens": 8}},
         {**FILTERED, "set": {"min_reward": None, "top_fraction": 1.0, "epochs": 1}},
-    ], metrics=["held_out.wordle.win_rate", "train_answers.mean_return"])
+    ], metrics=["held_out.wordle.win_rate", "train_tasks.mean_return"])
     run_dir = tmp_path / "out"
     args = [str(path), "--run-dir", str(run_dir), "--set", f"env_kwargs={json.dumps({'answers': ANSWERS})}"]
 
@@ -130,11 +133,11 @@ def test_tiny_wordle_pipeline_runs_then_resumes(tmp_path: Path, capsys: pytest.C
     for stage in ("sft", "grpo", "filtered"):
         assert (run_dir / stage / "final" / "policy.json").is_file()
         report = json.loads((run_dir / stage / "eval.json").read_text())
-        assert set(report) == {"held_out", "train_answers"}  # every stage on the same answer split
+        assert set(report) == {"held_out", "train_tasks"}  # every stage on the same answer split
     assert json.loads((run_dir / "filtered" / "filter.json").read_text())["logs"] == \
         [str(run_dir / "grpo" / "episodes.jsonl")]
     summary = (run_dir / "summary.md").read_text()
-    assert "| stage | agent | held_out.wordle.win_rate | train_answers.mean_return | wall | status |" in summary
+    assert "| stage | agent | held_out.wordle.win_rate | train_tasks.mean_return | wall | status |" in summary
     assert summary.count("| done |") == 3 and (run_dir / "summary.png").stat().st_size > 0
 
     # Same command again: every stage is skipped, nothing is rewritten.

@@ -1,4 +1,4 @@
-"""agents.plot: a run's TensorBoard scalars drawn to a PNG, and clear errors."""
+"""agents.cli.plot: a run's TensorBoard scalars drawn to a PNG, and clear errors."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from agents.plot import default_tags, main, read_scalars
-from agents.run import Run
+from agents.cli.plot import default_tags, main, read_scalars
+from agents.core.run import Run
 
 
 def make_run(tmp_path: Path) -> Path:

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from agents.lm.policy import LMPolicy
-from agents.run import Run, resumable_checkpoint
-from agents.sft import SFTAgent, SFTConfig, TokenizedSet, bucketed_batches, masked_loss
+from agents.algos.sft import SFTAgent, SFTConfig, TokenizedSet, bucketed_batches, masked_loss
+from agents.core.run import Run, resumable_checkpoint
+from agents.policies.lm.policy import LMPolicy
 
 TINY = {"hidden_size": 32, "num_hidden_layers": 1, "intermediate_size": 64, "num_attention_heads": 2,
         "num_key_value_heads": 2}

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import yaml
 
-from agents.config import RunConfig
-from agents.sft import SFTConfig
-from agents.train import ENV_DEFAULTS, build_parser, resolve_config
+from agents.algos.configs import SFTConfig
+from agents.cli.train import ENV_DEFAULTS, build_parser, resolve_args
+from agents.core.config import RunConfig
 from envs.wordle import parse_guess
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -30,7 +30,7 @@ def test_cli_smoke_trains_evaluates_and_fills_the_run_folder(tmp_path: Path) -> 
     run_dir = tmp_path / "run"
     result = run_cli("--env", "Wordle-v0", "--env-kwargs", json.dumps({"answers": ANSWERS}),
                      "--set", "max_steps=6", "--set", "batch_size=4", "--set", f"model_config={TINY}",
-                     "--set", "eval_every=3", "--set", "save_every=3", "--set", "train_answer_fraction=0.8",
+                     "--set", "eval_every=3", "--set", "save_every=3", "--set", "train_task_fraction=0.8",
                      "--run-dir", str(run_dir))
     assert result.returncode == 0, result.stderr
     config = yaml.safe_load((run_dir / "config.yaml").read_text())
@@ -39,8 +39,8 @@ def test_cli_smoke_trains_evaluates_and_fills_the_run_folder(tmp_path: Path) -> 
     # With a held-out split, "all" answers are reported as their two halves; the split is
     # written as task files that replay through the evaluate CLI.
     report = json.loads((run_dir / "eval.json").read_text())
-    assert set(report) == {"train_answers", "held_out"}
-    assert report["train_answers"]["episodes"] == 8 and report["held_out"]["episodes"] == 2  # 20% of 10
+    assert set(report) == {"train_tasks", "held_out"}
+    assert report["train_tasks"]["episodes"] == 8 and report["held_out"]["episodes"] == 2  # 20% of 10
     assert 0.0 <= report["held_out"]["wordle"]["win_rate"] <= 1.0
     assert "evaluation: held_out" in result.stdout and "win_rate" in result.stdout
     assert list(run_dir.glob("events.out.tfevents.*"))
@@ -97,8 +97,8 @@ def test_malformed_demonstration_file_names_its_line(tmp_path: Path) -> None:
 
 def test_wordle_sft_yaml_spells_out_the_embedded_defaults() -> None:
     args = build_parser().parse_args(["--config", str(ROOT / "configs" / "wordle_sft.yaml")])
-    from_yaml = resolve_config(args)[2]
-    embedded = resolve_config(build_parser().parse_args([]))[2]
+    from_yaml = resolve_args(args).as_dict
+    embedded = resolve_args(build_parser().parse_args([])).as_dict
     assert from_yaml == embedded
     assert embedded["env_kwargs"] == ENV_DEFAULTS["Wordle-v0"]["env_kwargs"]
     assert embedded["sft"]["max_steps"] == SFTConfig().max_steps and embedded["seed"] == RunConfig().seed
@@ -106,7 +106,7 @@ def test_wordle_sft_yaml_spells_out_the_embedded_defaults() -> None:
 
 def test_help_lists_envs_agents_and_keys() -> None:
     text = build_parser().format_help()
-    for needle in ("Wordle-v0", "sft", "max_steps", "train_answer_fraction", "--resume", "--set"):
+    for needle in ("Wordle-v0", "sft", "max_steps", "train_task_fraction", "--resume", "--set"):
         assert needle in text
 
 
@@ -114,8 +114,8 @@ def test_every_shipped_config_resolves() -> None:
     configs = sorted((ROOT / "configs").glob("*.yaml"))
     assert len(configs) >= 4
     for path in configs:
-        run_config, _, resolved = resolve_config(build_parser().parse_args(["--config", str(path)]))
-        assert resolved["agent"] == run_config.agent and run_config.agent in resolved, path
+        resolved = resolve_args(build_parser().parse_args(["--config", str(path)]))
+        assert resolved.as_dict["agent"] == resolved.run.agent and resolved.run.agent in resolved.as_dict, path
 
 
 def test_gsm8k_config_trains_on_solutions_and_evaluates_on_test(tmp_path: Path) -> None:
@@ -138,13 +138,15 @@ def test_gsm8k_config_trains_on_solutions_and_evaluates_on_test(tmp_path: Path) 
 
 
 def test_wordle_demonstrations_add_practice_games_and_spelling_after_the_answer_games() -> None:
-    from agents.train import demonstrations
+    from agents.cli.train import conversations, task_split
 
     answers = ["crane", "slate", "eagle", "tried", "abbey", "geese", "trace", "mound", "pinky", "vivid"]
     extra = ["lolly", "hello", "allee", "gawky", "fjord"]
     run = RunConfig(env="Wordle-v0", env_kwargs={"answers": answers, "allowed": extra, "prompt_style": "compact"})
-    plain, split = demonstrations(run, SFTConfig(train_answer_fraction=0.8))
-    more, same_split = demonstrations(run, SFTConfig(train_answer_fraction=0.8, practice_games=3, spelling=True))
+    config, more_config = SFTConfig(train_task_fraction=0.8), SFTConfig(train_task_fraction=0.8, practice_games=3,
+                                                                         spelling=True)
+    split, same_split = task_split(run, config), task_split(run, more_config)
+    plain, more = conversations(run, config, split), conversations(run, more_config, same_split)
     assert split == same_split and split is not None  # extra data never moves the answer split
     assert more[:len(plain)] == plain
     added = [parse_guess(c[1]["content"]).word for c in more[len(plain):]]

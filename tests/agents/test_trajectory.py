@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from agents.trajectory import Episode, read_episodes, write_episodes
+from agents.core.trajectory import Episode, read_episodes, write_episodes
 
 
 def box_episode(obs: np.ndarray, actions: np.ndarray) -> Episode:

@@ -14,19 +14,19 @@ import numpy as np
 import pytest
 import torch
 
-from agents.bc import BCAgent, BCConfig
-from agents.config import ConfigError, build, read_yaml
-from agents.loading import load_policy
-from agents.mlp_policy import GaussianMLPPolicy
-from agents.run import TRAINER_STATE, Run
-from agents.trajectory import read_episodes
-from agents.trpo import (
+from agents.algos.bc import BCAgent, BCConfig
+from agents.algos.trpo import (
     TRPOAgent,
     TRPOConfig,
     conjugate_gradient,
     fisher_vector_product,
     gae,
 )
+from agents.core.config import ConfigError, build, read_yaml
+from agents.core.loading import load_policy
+from agents.core.run import TRAINER_STATE, Run
+from agents.core.trajectory import read_episodes
+from agents.policies.mlp import GaussianMLPPolicy
 
 TINY = {"critic_hidden": [16], "critic_epochs": 1, "critic_minibatch": 64}
 
@@ -231,7 +231,7 @@ def test_obs_stats_continue_from_bc() -> None:
 
 # ------------------------------------------------------------------------------ end to end
 def test_smoke_2k_steps_on_the_humanoid(tmp_path) -> None:
-    from agents.evaluate import make_env_fn
+    from agents.core.envs import make_env_fn
 
     make = make_env_fn("HumanoidMimic-v0", {})
     env = make()
@@ -297,7 +297,7 @@ def test_wall_clock_budget_stops_early() -> None:
 
 
 def test_train_cli_runs_trpo_from_scratch_then_from_its_checkpoint(tmp_path, capsys) -> None:
-    from agents.train import main
+    from agents.cli.train import main
 
     tiny = ["--set", "hidden=[16]", "--set", "critic_hidden=[16]", "--set", "n_envs=2", "--set", "n_steps=100",
             "--set", "total_steps=400", "--set", "save_every=2", "--set", "eval_episodes=2"]

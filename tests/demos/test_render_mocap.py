@@ -12,7 +12,7 @@ import pytest
 import torch
 
 import envs  # noqa: F401  (registers the ids)
-from agents.mlp_policy import GaussianMLPPolicy
+from agents.policies.mlp import GaussianMLPPolicy
 from envs.mimic import mocap
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 import envs  # noqa: F401  (registers the ids)
-from agents.trajectory import Episode
+from agents.core.trajectory import Episode
 from envs.mimic import mocap
 from envs.mimic.env import REWARD_TERMS, HumanoidMimicEnv, ReferencePolicy
 
@@ -142,7 +142,7 @@ def test_step_before_reset_and_after_the_episode_ended_raise():
 
 
 def test_vector_env_autoreset_never_steps_an_ended_episode():
-    # SAME_STEP (as agents.trpo uses) and NEXT_STEP; episodes end by falls, by the time limit and
+    # SAME_STEP (as agents.algos.trpo uses) and NEXT_STEP; episodes end by falls, by the time limit and
     # (kick, non-looping) at the clip's end
     fns = [lambda: gym.make("envs:HumanoidMimic-v0", max_episode_steps=30),
            lambda: gym.make("envs:HumanoidMimic-Kick-v0", max_episode_steps=30)]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from agents.rollout import EpisodeSpec, play_episodes
+from agents.core.rollout import EpisodeSpec, play_episodes
 from envs.wordle.env import WordleEnv, hard_mode_violation
 from envs.wordle.feedback import feedback
 from envs.wordle.lexicon import load_lexicon

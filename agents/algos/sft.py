@@ -22,57 +22,14 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from agents.config import field
-from agents.demos import Conversation
-from agents.lm.policy import DEFAULT_LORA_TARGETS, LMPolicy
-from agents.lm.tokenizer import encode_chat, pad_right
-from agents.policy import PolicyAgent
-from agents.run import Run, load_trainer_state
-
-
-@dataclasses.dataclass
-class SFTConfig:
-    data: str = field("solver", help="'solver' (Wordle expert games), 'solutions' (GSM8K worked solutions), 'hh:PATH' (HH-RLHF JSONL) or a JSONL path of messages / prompt+completion")
-    keep_calculator: bool = field(False, help="GSM8K solutions: keep the <<a*b=c>> calculator annotations")
-    max_new_tokens: int = field(64, help="longest completion when the trained policy acts (saved with it; evaluation uses it)")
-    no_repeat_ngram_size: int = field(0, help="saved with the policy: when it acts, no run of N tokens occurs twice in a completion (0 = off; breaks greedy phrase loops of small models)")
-    think: str = field("none", help="Wordle solver demos: what goes in <think>: none | count | facts")
-    train_answer_fraction: float = field(1.0, help="Wordle: share of answers used for demos; the rest is held out and evaluated separately")
-    split_seed: int = field(0, help="seed of the deterministic train / held-out answer split")
-    spelling: bool = field(False, help="Wordle solver demos: also one conversation per allowed guess (no board; answers unmarked among them) that writes the word: the vocabulary a pretrained model would bring")
-    practice_games: int = field(0, help="Wordle solver demos: also N solver games whose secrets are allowed words that are never answers (spelling beyond the answer list; no held-out answer is a secret)")
-    max_steps: int = field(3500, help="optimizer steps (the training budget)")
-    batch_size: int = field(64, help="conversations per micro-batch")
-    grad_accum_steps: int = field(1, help="micro-batches per optimizer step")
-    learning_rate: float = field(1e-3, help="peak learning rate (AdamW)")
-    min_lr_ratio: float = field(0.1, help="final learning rate as a fraction of the peak (cosine decay)")
-    warmup_steps: int = field(100, help="linear warmup steps")
-    weight_decay: float = field(0.01, help="AdamW weight decay")
-    max_grad_norm: float = field(1.0, help="gradient clipping norm")
-    max_length: int = field(1024, help="longest tokenized conversation; longer ones are cut from the right")
-    val_ratio: float = field(0.02, help="share of conversations held out for eval/loss and eval/accuracy")
-    eval_every: int = field(500, help="validate every N steps (and keep the best checkpoint)")
-    save_every: int = field(500, help="write checkpoints/step_N every N steps")
-    keep_checkpoints: int = field(2, help="step checkpoints kept on disk")
-    log_every: int = field(20, help="log train/* every N steps")
-    lora_r: int = field(0, help="LoRA rank; 0 trains all weights")
-    lora_alpha: float = field(16.0, help="LoRA scaling alpha")
-    lora_dropout: float = field(0.05, help="LoRA dropout")
-    lora_targets: list[str] = field(default_factory=lambda: list(DEFAULT_LORA_TARGETS), help="module names LoRA adapts")
-    model_config: dict[str, Any] = field(default_factory=dict, help="overrides of the built-in model's LlamaConfig (e.g. hidden_size)")
-
-    def __post_init__(self) -> None:
-        if self.think not in ("none", "count", "facts"):
-            raise ValueError(f"think must be none, count or facts, got {self.think!r}")
-        if not 0 <= self.val_ratio < 1:
-            raise ValueError(f"val_ratio must be in [0, 1), got {self.val_ratio}")
-        if self.no_repeat_ngram_size < 0:
-            raise ValueError(f"no_repeat_ngram_size must be >= 0 (0 = off), got {self.no_repeat_ngram_size}")
-        if self.practice_games < 0:
-            raise ValueError(f"practice_games must be >= 0, got {self.practice_games}")
-        for name in ("max_steps", "batch_size", "grad_accum_steps", "eval_every", "save_every", "log_every"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1")
+from agents.algos.configs import SFTConfig
+from agents.core.batching import bucketed_batches
+from agents.core.demonstrations import Conversation
+from agents.core.optim import adamw, cosine_lr, set_lr
+from agents.core.policy import PolicyAgent
+from agents.core.run import load_trainer_state
+from agents.policies.lm.policy import LMPolicy
+from agents.policies.lm.tokenizer import encode_chat, pad_right
 
 
 @dataclasses.dataclass(frozen=True)
@@ -107,20 +64,6 @@ class TokenizedSet:
         return pad_right([self.ids[i] for i in indices], [self.masks[i] for i in indices], pad_id)
 
 
-def bucketed_batches(lengths: Sequence[int], batch_size: int, seed: int) -> list[list[int]]:
-    """Shuffle, sort by length inside windows of 64 batches, then shuffle the batch order:
-    near-equal lengths per batch (little padding) while every epoch stays random."""
-    rng = np.random.default_rng(seed)
-    order = rng.permutation(len(lengths))
-    window = batch_size * 64
-    batches = []
-    for start in range(0, len(order), window):
-        chunk = sorted(order[start : start + window], key=lambda i: lengths[i])
-        batches += [chunk[k : k + batch_size] for k in range(0, len(chunk), batch_size)]
-    rng.shuffle(batches)
-    return [[int(i) for i in b] for b in batches]
-
-
 def masked_loss(policy: LMPolicy, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(mean loss, correct predictions, scored tokens) over assistant tokens of a batch."""
     input_ids = batch["input_ids"].to(policy.device)
@@ -141,11 +84,8 @@ def masked_loss(policy: LMPolicy, batch: dict[str, torch.Tensor]) -> tuple[torch
 class SFTAgent(PolicyAgent):
     """Behaviour cloning for language-model policies."""
 
-    def __init__(self, policy: LMPolicy, config: SFTConfig, run: Run | None = None, seed: int = 0):
-        self.policy = policy
-        self.config = config
-        self.run = run
-        self.seed = seed
+    policy: LMPolicy
+    config: SFTConfig
 
     # -- public interface -----------------------------------------------------------------
     def learn(self, env: Any, budget: int | None = None, demos: Sequence[Conversation] | None = None,
@@ -169,20 +109,10 @@ class SFTAgent(PolicyAgent):
 
         policy.float32_trainable_parameters()
         params = policy.trainable_parameters()
-        decay = [p for p in params if p.ndim >= 2]
-        no_decay = [p for p in params if p.ndim < 2]
-        optimizer = torch.optim.AdamW(
-            [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-            lr=cfg.learning_rate, betas=(0.9, 0.95),
-            # fused kernels on GPU; on CPU foreach (one op per group) beats per-tensor loops
-            **({"fused": True} if policy.device.type == "cuda" else {"foreach": True}))
+        optimizer = adamw(params, lr=cfg.learning_rate, weight_decay=cfg.weight_decay, betas=(0.9, 0.95))
 
         def lr_at(step: int) -> float:
-            if step < cfg.warmup_steps:
-                return cfg.learning_rate * (step + 1) / cfg.warmup_steps
-            progress = min(1.0, (step - cfg.warmup_steps) / max(1, budget - cfg.warmup_steps))
-            cosine = 0.5 * (1 + math.cos(math.pi * progress))
-            return cfg.learning_rate * (cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * cosine)
+            return cosine_lr(step, budget, cfg.learning_rate, cfg.warmup_steps, cfg.min_lr_ratio)
 
         step, epoch, cursor, best_val = 0, 0, 0, math.inf
         if resume_from is not None:
@@ -198,8 +128,7 @@ class SFTAgent(PolicyAgent):
         metrics: dict[str, float] = {}
         window_loss, window_tokens, window_start, tokens_seen = 0.0, 0, time.perf_counter(), 0
         while step < budget:
-            for group in optimizer.param_groups:
-                group["lr"] = lr_at(step)
+            set_lr(optimizer, lr_at(step))
             optimizer.zero_grad(set_to_none=True)
             for _ in range(cfg.grad_accum_steps):
                 if cursor >= len(batches):

@@ -21,8 +21,8 @@ from typing import Any
 
 import yaml
 
-from agents.checkpoint import remove_staging, write_json_atomic
-from agents.trajectory import Episode, write_episodes
+from agents.core.checkpoint import MANIFEST, read_manifest, remove_staging, write_json_atomic
+from agents.core.trajectory import Episode, write_episodes
 
 _STEP_DIR = re.compile(r"^step_(\d+)$")
 TRAINER_STATE = "trainer_state.pt"
@@ -89,7 +89,7 @@ class Run:
     def _open_writer(self, purge_step: int | None) -> None:
         if not self._tensorboard:
             return
-        from torch.utils.tensorboard import SummaryWriter
+        from torch.utils.tensorboard import SummaryWriter  # heavy: run folders are checked before torch loads
 
         if self._writer is not None:
             self._writer.close()
@@ -132,7 +132,7 @@ class Run:
         agent's counters in ``state``, plus where the episode log and the TensorBoard curves stood,
         for :meth:`rollback`). A checkpoint is resumable once that file exists; older step
         checkpoints beyond ``keep`` are deleted."""
-        import torch
+        import torch  # heavy: run folders are checked before torch loads
 
         target = self.checkpoint_dir(step)
         policy.save(target)
@@ -199,7 +199,7 @@ def load_trainer_state(checkpoint: str | Path, optimizer: Any, run: Run | None =
     """Restore the optimizer and RNG saved by :meth:`Run.save_training_checkpoint`, roll ``run``
     back to the checkpoint (:meth:`Run.rollback`); returns the agent's counters. Loaded with
     ``weights_only=True``: no code runs."""
-    import torch
+    import torch  # heavy: run folders are checked before torch loads
 
     state = torch.load(Path(checkpoint) / TRAINER_STATE, map_location="cpu", weights_only=True)
     optimizer.load_state_dict(state.pop("optimizer"))
@@ -215,7 +215,7 @@ def load_trainer_state(checkpoint: str | Path, optimizer: Any, run: Run | None =
 def resumable_checkpoint(run_dir: str | Path) -> Path | None:
     """The newest ``checkpoints/step_N`` of a run whose trainer state loads; a damaged newer one
     is reported on stderr and passed over for the one before it."""
-    import torch
+    import torch  # heavy: run folders are checked before torch loads
 
     run_dir = Path(run_dir)
     for step in sorted(_checkpoint_steps(run_dir), reverse=True):
@@ -231,3 +231,35 @@ def resumable_checkpoint(run_dir: str | Path) -> Path | None:
             continue
         return candidate
     return None
+
+
+# ------------------------------------------------------------------------------ a checkpoint's run
+def run_folder_of(checkpoint: str | Path) -> Path:
+    """The run folder of a checkpoint: ``<run>/final``, ``<run>/best`` or ``<run>/checkpoints/step_N``."""
+    checkpoint = Path(checkpoint)
+    return checkpoint.parent.parent if checkpoint.parent.name == "checkpoints" else checkpoint.parent
+
+
+def checkpoint_run_config(checkpoint: str | Path) -> dict[str, Any]:
+    """The resolved ``config.yaml`` of the run a checkpoint belongs to; ``{}`` when there is none."""
+    path = run_folder_of(checkpoint) / "config.yaml"
+    if not (Path(checkpoint) / MANIFEST).is_file() or not path.is_file():
+        return {}
+    try:
+        config = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError):
+        return {}
+    return config if isinstance(config, dict) else {}
+
+
+def checkpoint_env(checkpoint: str | Path) -> tuple[str | None, dict[str, Any]]:
+    """(env id, env kwargs) a checkpoint is evaluated on by default: its run's env with the final
+    evaluation's kwargs, else the ``env_id`` in its ``policy.json`` metadata (MLP policies)."""
+    config = checkpoint_run_config(checkpoint)
+    if config.get("env"):
+        return str(config["env"]), {**(config.get("env_kwargs") or {}), **(config.get("eval_env_kwargs") or {})}
+    if (Path(checkpoint) / MANIFEST).is_file():
+        metadata = read_manifest(checkpoint).get("metadata") or {}
+        if isinstance(metadata, dict) and metadata.get("env_id"):
+            return str(metadata["env_id"]), {}
+    return None, {}

@@ -1,9 +1,9 @@
 """Model construction and loading: the embedded default and any Hugging Face causal LM.
 
 The default is a Llama-architecture decoder sized for fast CPU training on character-level
-Wordle/arithmetic text (about 3.4M parameters). Llama rather than Qwen2: with a Qwen2 config,
-``AutoTokenizer`` reloads the character tokenizer as a byte-level one that silently drops
-spaces and newlines.
+Wordle/arithmetic text (1.8M parameters, ``DEFAULT_MODEL_SIZE``). Llama rather than Qwen2: with
+a Qwen2 config, ``AutoTokenizer`` reloads the character tokenizer as a byte-level one that
+silently drops spaces and newlines.
 """
 
 from __future__ import annotations
@@ -21,8 +21,10 @@ from transformers import (
     PreTrainedModel,
     PreTrainedTokenizerFast,
 )
+from transformers.utils import logging as hf_logging
 
-from agents.checkpoint import CheckpointError
+from agents.core.checkpoint import CheckpointError
+from agents.policies.lm.tokenizer import build_char_tokenizer
 
 # hidden 192 x 4 layers x 4 heads (head dim 48), SwiGLU 512: 1.8M parameters with the
 # 125-token vocabulary; tied embeddings because a separate output matrix buys nothing here.
@@ -56,8 +58,6 @@ def default_dtype(device: torch.device | str) -> torch.dtype:
 def default_model_config(tokenizer: PreTrainedTokenizerFast | None = None, **overrides: Any) -> LlamaConfig:
     """The default architecture; ``overrides`` change any ``LlamaConfig`` field (e.g. size)."""
     if tokenizer is None:
-        from agents.lm.tokenizer import build_char_tokenizer
-
         tokenizer = build_char_tokenizer()
     fields: dict[str, Any] = {
         **DEFAULT_MODEL_SIZE,
@@ -131,8 +131,6 @@ def load_pretrained(
 
     Weights load through safetensors only and remote code never runs.
     """
-    from transformers.utils import logging as hf_logging
-
     hf_logging.disable_progress_bar()  # a "Loading weights" bar per load clutters every CLI
     source, local_only = resolve_source(path_or_id)
     device = torch.device(device) if device is not None else default_device()

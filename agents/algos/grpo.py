@@ -46,80 +46,21 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from agents.config import field
-from agents.evaluate import as_make_env
-from agents.lm.policy import DEFAULT_LORA_TARGETS, LMPolicy, SamplingConfig
-from agents.policy import PolicyAgent
-from agents.rollout import EpisodeSpec, play_episodes
-from agents.run import Run, load_trainer_state
-from agents.trajectory import Episode, TurnTokens
+from agents.algos.configs import ESTIMATORS, GRPOConfig
+from agents.core.envs import EnvFactory, as_make_env
+from agents.core.evaluation import summarize
+from agents.core.optim import adamw, set_lr
+from agents.core.policy import PolicyAgent
+from agents.core.rollout import EpisodeSpec, play_episodes
+from agents.core.run import Run, load_trainer_state
+from agents.core.tasks import Task, read_task_options, split_tasks
+from agents.core.trajectory import Episode, TurnTokens
+from agents.policies.lm.policy import LMPolicy
+from agents.policies.lm.sampling import SamplingConfig
+from envs.protocol import episode_metrics, task_list
 
-ESTIMATORS = ("grpo", "dr_grpo", "rloo", "reinforce_pp")
 REFERENCE_DIR = "reference"  # the frozen KL reference of full fine-tuning, in the run folder
-LOSS_AGGREGATIONS = ("token-mean", "seq-mean-token-mean", "seq-mean-token-sum-norm")
-TURN_CREDITS = ("episode", "return_to_go")
-BUDGET_CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
-
-
-@dataclasses.dataclass
-class GRPOConfig:
-    iterations: int = field(200, help="collect -> update iterations (the training budget)")
-    prompts_per_step: int = field(8, help="env seeds (Wordle answers / questions) per iteration")
-    group_size: int = field(8, help="episodes per seed (G); advantages are relative within a group")
-    estimator: str = field("grpo", help="advantage estimator: grpo | dr_grpo | rloo | reinforce_pp")
-    adv_eps: float = field(1e-4, help="added to the group std (grpo) or batch std (reinforce_pp) before dividing")
-    turn_credit: str = field("episode", help="multi-turn credit: episode (every turn gets the episode advantage) | return_to_go")
-    mu: int = field(1, help="optimizer steps per collected batch (old log-probs = the sampling log-probs)")
-    epsilon: float = field(0.2, help="PPO clip range: ratio kept within [1 - epsilon, 1 + epsilon_high]")
-    epsilon_high: float | None = field(None, help="upper clip range (DAPO clip-higher); default = epsilon")
-    loss_agg: str = field("token-mean", help="token-mean | seq-mean-token-mean | seq-mean-token-sum-norm")
-    loss_norm_tokens: int = field(0, help="seq-mean-token-sum-norm: divide each episode's token sum by this (0 = max_new_tokens)")
-    beta: float = field(0.0, help="KL penalty to the reference model (k3 estimator); 0 = no reference needed")
-    learning_rate: float = field(1e-5, help="AdamW learning rate (constant after warmup)")
-    warmup_steps: int = field(0, help="linear warmup in optimizer steps")
-    weight_decay: float = field(0.0, help="AdamW weight decay")
-    max_grad_norm: float = field(1.0, help="gradient clipping norm")
-    micro_batch_size: int = field(32, help="turns (rows) per forward/backward pass; gradients accumulate")
-    temperature: float = field(1.0, help="sampling temperature (log-probs and ratios use the same temperature)")
-    top_p: float = field(1.0, help="nucleus sampling mass")
-    max_new_tokens: int = field(64, help="longest completion per turn")
-    rollout_batch_size: int = field(0, help="episodes played in lockstep (0 = prompts_per_step * group_size)")
-    answer_pool: str | None = field(None, help="Wordle: file of answers (one per line) to train on; default: all the env's answers")
-    train_answer_fraction: float = field(1.0, help="Wordle: train on this share of the answers (the same split as sft with the same split_seed)")
-    split_seed: int = field(0, help="seed of the deterministic train / held-out answer split")
-    max_minutes: float = field(0.0, help="time budget: stop after the iteration that passes it, evaluations included (0 = no limit; a resumed run counts the time already spent)")
-    budget_clock: str = field("wall", help="what max_minutes measures: wall (elapsed time) | cpu (this process's CPU time, all threads: fair on a shared machine)")
-    eval_every: int = field(0, help="every N iterations play the eval tasks greedily and log eval/<set>/* (0 = never)")
-    eval_set_size: int = field(256, help="episodes per periodic evaluation set: Wordle with a split plays this many held-out and as many training answers; other envs this many fixed seeds")
-    save_every: int = field(50, help="write checkpoints/step_N every N iterations")
-    keep_checkpoints: int = field(2, help="step checkpoints kept on disk")
-    log_episodes: bool = field(True, help="append every collected episode (tokens, log-probs, loss masks, advantages) to episodes.jsonl")
-    lora_r: int = field(0, help="LoRA rank; 0 trains all weights (a frozen reference copy is kept when beta > 0)")
-    lora_alpha: float = field(16.0, help="LoRA scaling alpha")
-    lora_dropout: float = field(0.0, help="LoRA dropout (unused during updates: dropout is off so on-policy ratios are 1)")
-    lora_targets: list[str] = field(default_factory=lambda: list(DEFAULT_LORA_TARGETS), help="module names LoRA adapts")
-    model_config: dict[str, Any] = field(default_factory=dict, help="overrides of the built-in model's LlamaConfig (e.g. hidden_size)")
-
-    def __post_init__(self) -> None:
-        choices = {"estimator": ESTIMATORS, "loss_agg": LOSS_AGGREGATIONS, "turn_credit": TURN_CREDITS,
-                   "budget_clock": tuple(BUDGET_CLOCKS)}
-        for name, allowed in choices.items():
-            if getattr(self, name) not in allowed:
-                raise ValueError(f"{name} must be one of {', '.join(allowed)}, got {getattr(self, name)!r}")
-        if self.max_minutes < 0 or self.eval_every < 0 or self.eval_set_size < 1:
-            raise ValueError("max_minutes and eval_every must be >= 0 and eval_set_size >= 1")
-        for name in ("iterations", "prompts_per_step", "mu", "micro_batch_size", "save_every", "max_new_tokens"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1")
-        if self.group_size < 2:
-            raise ValueError("group_size must be >= 2: advantages compare episodes within a group")
-        if self.epsilon <= 0 or (self.epsilon_high is not None and self.epsilon_high <= 0):
-            raise ValueError("epsilon and epsilon_high must be > 0")
-        if self.beta < 0:
-            raise ValueError(f"beta must be >= 0, got {self.beta}")
-        if not 0 < self.train_answer_fraction <= 1:
-            raise ValueError(f"train_answer_fraction must be in (0, 1], got {self.train_answer_fraction}")
-        SamplingConfig(self.temperature, self.top_p, self.max_new_tokens)  # validates the three
+CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}  # what max_minutes measures
 
 
 # ------------------------------------------------------------------------------ advantages
@@ -237,14 +178,11 @@ def k3_kl(new_logp: torch.Tensor, ref_logp: torch.Tensor) -> torch.Tensor:
 class GRPOAgent(PolicyAgent):
     """GRPO / Dr. GRPO / RLOO / REINFORCE++ for language-model policies on text envs."""
 
-    def __init__(self, policy: LMPolicy, config: GRPOConfig, run: Run | None = None, seed: int = 0,
-                 answers: Sequence[str] | None = None):
-        """``answers`` (Wordle) pins the training answers; it overrides ``answer_pool`` and the split."""
-        self.policy = policy
-        self.config = config
-        self.run = run
-        self.seed = seed
-        self.answers = list(answers) if answers is not None else None
+    policy: LMPolicy
+    config: GRPOConfig
+
+    def __init__(self, policy: LMPolicy, config: GRPOConfig, run: Run | None = None, seed: int = 0):
+        super().__init__(policy, config, run, seed)
         policy.sampling = SamplingConfig(config.temperature, config.top_p, config.max_new_tokens)
 
     # -- public interface -----------------------------------------------------------------
@@ -254,14 +192,15 @@ class GRPOAgent(PolicyAgent):
         """Train for ``budget`` iterations (default ``config.iterations``).
 
         ``env`` is an env id or a zero-argument function building the env (e.g.
-        ``agents.evaluate.make_env_fn(env_id, env_kwargs)``). ``demos`` is not used.
+        ``agents.core.envs.make_env_fn(env_id, env_kwargs)``). ``demos`` is not used.
         """
         cfg = self.config
         make_env = as_make_env(env)
         budget = budget or cfg.iterations
         policy = self.policy
-        pool, held_out = (self.answers, []) if self.answers is not None else train_answers(make_env, cfg)
+        pool, held_out = training_tasks(make_env, cfg)
         eval_sets = self.eval_sets(pool, held_out) if cfg.eval_every else {}
+        probe = make_env()  # the env's own metrics of the rollouts (envs.protocol.ScoresEpisodes)
 
         policy.float32_trainable_parameters()
         if cfg.beta > 0 and not policy.has_reference:
@@ -274,14 +213,13 @@ class GRPOAgent(PolicyAgent):
             else:
                 policy.freeze_reference(reference_of(resume_from))
         params = policy.trainable_parameters()
-        optimizer = torch.optim.AdamW(params, lr=cfg.learning_rate, weight_decay=cfg.weight_decay,
-                                      betas=(0.9, 0.99), fused=policy.device.type == "cuda")
+        optimizer = adamw(params, lr=cfg.learning_rate, weight_decay=cfg.weight_decay, betas=(0.9, 0.99))
         iteration, optimizer_steps, env_steps, spent_s = 0, 0, 0, 0.0
         if resume_from is not None:
             state = load_trainer_state(resume_from, optimizer, self.run)
             iteration, optimizer_steps = int(state["iteration"]), int(state["optimizer_steps"])
             env_steps, spent_s = int(state["env_steps"]), float(state.get("elapsed_s", 0.0))
-        now = BUDGET_CLOCKS[cfg.budget_clock]
+        now = CLOCKS[cfg.budget_clock]
         clock = now() - spent_s  # budget used = now() - clock, across resumes
 
         if eval_sets and iteration == 0:
@@ -303,7 +241,7 @@ class GRPOAgent(PolicyAgent):
 
             # 2. advantages ---------------------------------------------------------------
             started = time.perf_counter()
-            groups, rollout_metrics = self.make_groups(episodes)
+            groups, rollout_metrics = self.make_groups(episodes, probe)
             returns = [[episodes[i].return_ for i in g] for g in groups]
             terms = baselines_and_scales(returns, cfg.estimator, cfg.adv_eps)
             trained: list[Episode] = []
@@ -327,8 +265,7 @@ class GRPOAgent(PolicyAgent):
                 epochs = []
                 for _ in range(cfg.mu):
                     lr = cfg.learning_rate * min(1.0, (optimizer_steps + 1) / max(cfg.warmup_steps, 1))
-                    for group in optimizer.param_groups:
-                        group["lr"] = lr
+                    set_lr(optimizer, lr)
                     epochs.append(self.update(rows, optimizer, params))
                     optimizer_steps += 1
                 # Averaged over the mu steps (the first one is on-policy: ratio 1, no clipping).
@@ -365,29 +302,28 @@ class GRPOAgent(PolicyAgent):
                      "elapsed_s": now() - clock},
                     keep=self.config.keep_checkpoints)
         bar.close()
+        probe.close()
         policy.model.eval()
         if self.run is not None:
             policy.save(self.run.final_dir)
         return metrics
 
-    def eval_sets(self, pool: Sequence[str] | None, held_out: Sequence[str]) -> dict[str, list[EpisodeSpec]]:
-        """Fixed greedy evaluation sets: with a Wordle split, ``eval_set_size`` held-out answers and
-        as many training answers (a fixed sample); otherwise ``eval_set_size`` fixed env seeds."""
+    def eval_sets(self, pool: Sequence[Task] | None, held_out: Sequence[Task]) -> dict[str, list[EpisodeSpec]]:
+        """Fixed greedy evaluation sets: with a task split, ``eval_set_size`` held-out tasks and as
+        many training tasks (a fixed sample); otherwise ``eval_set_size`` fixed env seeds."""
         n = self.config.eval_set_size
         rng = np.random.default_rng([self.seed, 7])
         if not held_out:
             return {"eval": [EpisodeSpec(seed=10**6 + i) for i in range(n)]}
 
-        def sample(words: Sequence[str]) -> list[EpisodeSpec]:
-            picked = sorted(rng.choice(len(words), size=min(n, len(words)), replace=False))
-            return [EpisodeSpec(seed=10**6 + i, options={"answer": words[j]}) for i, j in enumerate(picked)]
+        def sample(tasks: Sequence[Task]) -> list[EpisodeSpec]:
+            picked = sorted(rng.choice(len(tasks), size=min(n, len(tasks)), replace=False))
+            return [EpisodeSpec(seed=10**6 + i, options=dict(tasks[j])) for i, j in enumerate(picked)]
 
-        return {"held_out": sample(held_out), "train_answers": sample(pool or [])}
+        return {"held_out": sample(held_out), "train_tasks": sample(pool or [])}
 
-    def evaluate(self, make_env: Callable[[], gym.Env], eval_sets: dict[str, list[EpisodeSpec]]) -> dict[str, float]:
+    def evaluate(self, make_env: EnvFactory, eval_sets: dict[str, list[EpisodeSpec]]) -> dict[str, float]:
         """``eval/<set>/<metric>`` for the scalar metrics of each set, played greedily."""
-        from agents.evaluate import summarize
-
         metrics: dict[str, float] = {}
         probe = make_env()
         try:
@@ -402,7 +338,7 @@ class GRPOAgent(PolicyAgent):
             probe.close()
         return metrics
 
-    def prompt_specs(self, iteration: int, pool: Sequence[str] | None) -> list[EpisodeSpec]:
+    def prompt_specs(self, iteration: int, pool: Sequence[Task] | None) -> list[EpisodeSpec]:
         """``group_size`` copies of each of ``prompts_per_step`` specs; seeded by (seed, iteration)
         so a resumed run draws the same prompts without storing generator state."""
         cfg = self.config
@@ -410,12 +346,13 @@ class GRPOAgent(PolicyAgent):
         seeds = rng.integers(0, 2**31 - 1, size=cfg.prompts_per_step)
         specs = []
         for s in seeds:
-            options = {"answer": pool[int(rng.integers(len(pool)))]} if pool else {}
+            options = dict(pool[int(rng.integers(len(pool)))]) if pool else {}
             specs += [EpisodeSpec(seed=int(s), options=options)] * cfg.group_size
         return specs
 
-    def make_groups(self, episodes: Sequence[Episode]) -> tuple[list[list[int]], dict[str, float]]:
-        """Episode indices per group (finite returns only) and the rollout metrics."""
+    def make_groups(self, episodes: Sequence[Episode], env: gym.Env) -> tuple[list[list[int]], dict[str, float]]:
+        """Episode indices per group (finite returns only) and the rollout metrics, with the
+        env's own scalar metrics of the episodes (Wordle: ``rollout/win_rate``, ...)."""
         g_size = self.config.group_size
         finite = [all(math.isfinite(r) for r in e.rewards) for e in episodes]
         groups, zero_adv, dropped = [], 0, 0
@@ -442,9 +379,10 @@ class GRPOAgent(PolicyAgent):
             "rollout/unfinished_frac": float(np.mean([not t.completion_ids or t.completion_ids[-1] not in eos
                                                       for t in turns])) if turns else 0.0,
         }
-        wins = [e.info["won"] for e in ok if "won" in e.info]
-        if wins:
-            metrics["rollout/win_rate"] = float(np.mean(wins))
+        own = episode_metrics(env, ok) if ok else None
+        if own is not None:
+            metrics |= {f"rollout/{k}": float(v) for k, v in own[1].items()
+                        if isinstance(v, int | float) and not isinstance(v, bool)}
         for name in sorted({k for e in ok for k in e.reward_terms}):
             metrics[f"rollout/reward_{name}"] = float(np.mean([e.reward_terms.get(name, 0.0) for e in ok]))
         return groups, metrics
@@ -528,30 +466,21 @@ def reference_of(checkpoint: str | Path) -> Path:
     return saved
 
 
-def train_answers(make_env: Callable[[], gym.Env], cfg: GRPOConfig) -> tuple[list[str] | None, list[str]]:
-    """(answers to train on or None = the env's own draw, held-out answers) for Wordle-like envs.
+def training_tasks(make_env: EnvFactory, cfg: GRPOConfig) -> tuple[list[Task] | None, list[Task]]:
+    """(tasks to train on, or None for the env's own draw; held-out tasks).
 
-    ``answer_pool`` (a file) wins; otherwise ``train_answer_fraction < 1`` splits the env's
-    task list exactly as the sft agent does (same ``split_seed`` -> same held-out answers).
+    ``task_pool`` (a file of reset options) wins; otherwise ``train_task_fraction < 1`` splits the
+    env's task list exactly as the sft agent does (same ``split_seed`` -> same held-out tasks).
     """
-    if cfg.answer_pool is not None:
-        path = Path(cfg.answer_pool)
-        if not path.is_file():
-            raise FileNotFoundError(f"answer_pool {str(path)!r} does not exist (one answer per line)")
-        words = [w.strip().lower() for w in path.read_text(encoding="utf-8").splitlines() if w.strip()]
-        if not words:
-            raise ValueError(f"answer_pool {path} holds no answers")
-        return words, []
-    if cfg.train_answer_fraction >= 1:
+    if cfg.task_pool is not None:
+        return read_task_options(cfg.task_pool), []
+    if cfg.train_task_fraction >= 1:
         return None, []
-    from agents.demos import split_answers
-
     env = make_env()
     try:
-        tasks = getattr(env.unwrapped, "all_tasks", None)
-        if tasks is None:
-            raise ValueError("train_answer_fraction < 1 needs an env with a task list (Wordle)")
-        answers = [t["answer"] for t in tasks()]
+        tasks = task_list(env)
     finally:
         env.close()
-    return split_answers(answers, cfg.train_answer_fraction, cfg.split_seed)
+    if tasks is None:
+        raise ValueError("train_task_fraction < 1 needs an env with a task list (all_tasks: Wordle, GSM8K)")
+    return split_tasks(tasks, cfg.train_task_fraction, cfg.split_seed)

@@ -15,13 +15,15 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from agents.checkpoint import CheckpointError, read_manifest
-from agents.policy import Policy
+from agents.core.checkpoint import CheckpointError, read_manifest
+from agents.core.policy import Policy
+from envs.protocol import scripted_policies
 
-# kind in policy.json -> "module:Class"; imported lazily so light commands stay fast.
+# The policy registry: kind in policy.json -> "module:Class", imported when a checkpoint of that
+# kind loads (core names no policy class; light commands never import torch).
 POLICY_KINDS: dict[str, str] = {
-    "lm": "agents.lm.policy:LMPolicy",
-    "gaussian_mlp": "agents.mlp_policy:GaussianMLPPolicy",
+    "lm": "agents.policies.lm.policy:LMPolicy",
+    "gaussian_mlp": "agents.policies.mlp:GaussianMLPPolicy",
 }
 
 
@@ -44,13 +46,20 @@ class RandomPolicy:
 
 
 def scripted_policy_names(env: gym.Env) -> list[str]:
-    names = set(getattr(env.unwrapped, "scripted_policies", {}))
-    return sorted(names | {"random"})
+    return sorted(set(scripted_policies(env)) | {"random"})
+
+
+def policy_class(kind: str) -> Any:
+    """The class of a policy kind of :data:`POLICY_KINDS` (imported now)."""
+    if kind not in POLICY_KINDS:
+        raise CheckpointError(f"unknown policy kind {kind!r} (known: {', '.join(POLICY_KINDS)})")
+    module_name, class_name = POLICY_KINDS[kind].split(":")
+    return getattr(importlib.import_module(module_name), class_name)
 
 
 def load_policy(spec: str, env: gym.Env, *, seed: int | None = None, device: str | None = None) -> Policy:
     """Resolve ``spec`` (a scripted policy name or a checkpoint directory) for ``env``."""
-    scripted = getattr(env.unwrapped, "scripted_policies", {})
+    scripted = scripted_policies(env)
     if spec in scripted:
         return scripted[spec](env.unwrapped, seed=seed)
     if spec == "random":
@@ -65,9 +74,7 @@ def load_policy(spec: str, env: gym.Env, *, seed: int | None = None, device: str
     kind = manifest["kind"]
     if kind not in POLICY_KINDS:
         raise CheckpointError(f"{path}: unknown policy kind {kind!r} (known: {', '.join(POLICY_KINDS)})")
-    module_name, class_name = POLICY_KINDS[kind].split(":")
-    cls = getattr(importlib.import_module(module_name), class_name)
-    policy: Policy = cls.load(path, device=device)
+    policy: Policy = policy_class(kind).load(path, device=device)
     check = getattr(policy, "check_compatible", None)
     if check is not None:
         check(env)

@@ -1,9 +1,9 @@
 """Play episodes with a policy, many envs in lockstep so the policy sees batches.
 
-This is the one rollout loop: evaluation, demonstrations and on-policy agents use it.
-Envs are plain ``gymnasium.Env`` instances (text envs do not fit Gymnasium's vector API, whose
-batched spaces assume arrays), stepped together so a language model generates for the
-whole batch at once.
+Evaluation and GRPO play through it. Envs are plain ``gymnasium.Env`` instances, stepped
+together so a language model generates for the whole batch at once, and episodes of different
+lengths refill their slot from the queue. (TRPO collects fixed-length rollouts of Box-action envs
+with a Gymnasium vector env instead, whose autoreset suits a batch of n_steps per env.)
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from agents.policy import Policy
-from agents.trajectory import Episode, TurnTokens
+from agents.core.policy import Policy
+from agents.core.trajectory import Episode, TurnTokens
 
 
 @dataclass(frozen=True)

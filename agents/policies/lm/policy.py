@@ -22,6 +22,7 @@ from typing import Any, cast
 
 import numpy as np
 import torch
+from gymnasium import spaces
 from transformers import (
     AutoTokenizer,
     GenerationConfig,
@@ -30,15 +31,25 @@ from transformers import (
     PreTrainedModel,
     PreTrainedTokenizerBase,
 )
+from transformers.utils import logging as hf_logging
 
-from agents.checkpoint import MANIFEST, CheckpointError, atomic_directory, read_manifest, write_json_atomic
-from agents.lm.model import (
+from agents.core.checkpoint import (
+    MANIFEST,
+    CheckpointError,
+    atomic_directory,
+    read_manifest,
+    write_json_atomic,
+)
+from agents.core.config import DEFAULT_LORA_TARGETS
+from agents.core.trajectory import TurnTokens
+from agents.policies.lm.model import (
     build_default_model,
     default_device,
     load_pretrained,
     resolve_source,
 )
-from agents.lm.tokenizer import (
+from agents.policies.lm.sampling import SamplingConfig
+from agents.policies.lm.tokenizer import (
     CHAT_TEMPLATE,
     Message,
     build_char_tokenizer,
@@ -46,39 +57,10 @@ from agents.lm.tokenizer import (
     encode_prompt,
     pad_right,
 )
-from agents.trajectory import TurnTokens
 
 FORMAT_VERSION = 1
-DEFAULT_LORA_TARGETS: tuple[str, ...] = (
-    "q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj",
-)
 
 Observation = str | Sequence[Message]
-
-
-@dataclass
-class SamplingConfig:
-    """How ``act`` samples (``deterministic=True`` ignores temperature and top_p: greedy)."""
-
-    temperature: float = 1.0  # > 0; log-probs are reported at this temperature
-    top_p: float = 1.0  # nucleus sampling mass, (0, 1]
-    max_new_tokens: int = 128  # hard cap per completion; generation stops earlier at end-of-turn
-    # > 0: no run of this many tokens occurs twice within a completion (the prompt is not
-    # counted, so copying from it stays free). Keeps a small model's greedy decoding out of
-    # phrase loops; 0 leaves the distribution alone.
-    no_repeat_ngram_size: int = 0
-
-    def __post_init__(self) -> None:
-        if not self.temperature > 0:
-            raise ValueError(
-                f"temperature must be > 0 (use deterministic=True for greedy), got {self.temperature}"
-            )
-        if not 0 < self.top_p <= 1:
-            raise ValueError(f"top_p must be in (0, 1], got {self.top_p}")
-        if self.max_new_tokens < 1:
-            raise ValueError(f"max_new_tokens must be >= 1, got {self.max_new_tokens}")
-        if self.no_repeat_ngram_size < 0:
-            raise ValueError(f"no_repeat_ngram_size must be >= 0 (0 = off), got {self.no_repeat_ngram_size}")
 
 
 @dataclass(frozen=True)
@@ -120,7 +102,7 @@ class _NoRepeatInCompletion(LogitsProcessor):
                     banned_ids.append(token)
         if not banned_rows:
             return scores
-        scores = scores.clone()
+        scores = cast(torch.FloatTensor, scores.clone())
         scores[banned_rows, banned_ids] = float("-inf")
         return cast(torch.FloatTensor, scores)
 
@@ -239,7 +221,7 @@ class LMPolicy:
         target_modules: Sequence[str] = DEFAULT_LORA_TARGETS,
     ) -> None:
         """Freeze the base model and train low-rank adapters on ``target_modules``."""
-        from peft import LoraConfig, get_peft_model
+        from peft import LoraConfig, get_peft_model  # heavy, and only LoRA needs it
 
         if self.lora is not None:
             raise RuntimeError("LoRA is already enabled on this policy")
@@ -327,8 +309,6 @@ class LMPolicy:
 
     def check_compatible(self, env: Any) -> None:
         """Refuse an env whose observations are not text: a language model acts on prompts."""
-        from gymnasium import spaces
-
         if not isinstance(env.observation_space, spaces.Text):
             name = env.spec.id if getattr(env, "spec", None) is not None else type(env.unwrapped).__name__
             raise CheckpointError(
@@ -424,7 +404,7 @@ class LMPolicy:
         """Teacher-forced ``log p(input_ids[:, t] | input_ids[:, :t])``, shape ``(batch, length)``.
 
         Aligned with ``input_ids`` (each row's first token and padding are 0) so a loss mask from
-        :func:`~agents.lm.tokenizer.encode_chats` or :meth:`batch_turns` multiplies directly.
+        :func:`~agents.policies.lm.tokenizer.encode_chats` or :meth:`batch_turns` multiplies directly.
         Works with left or right padding: positions are counted from each row's first token.
         """
         input_ids = input_ids.to(self.device)
@@ -493,8 +473,6 @@ class LMPolicy:
         Base weights are skipped only for a LoRA policy whose base came from ``from_pretrained``
         (recorded in ``base_weights`` and reloaded from there).
         """
-        from transformers.utils import logging as hf_logging
-
         # A "Writing model shards" bar for every periodic checkpoint would drown the training bar.
         hf_logging.disable_progress_bar()
         save_base = self.lora is None or self.base_weights is None
@@ -559,7 +537,7 @@ class LMPolicy:
         return policy
 
     def _attach_adapter(self, adapter_dir: Path, settings: dict[str, Any], merge: bool) -> None:
-        from peft import PeftModel
+        from peft import PeftModel  # heavy, and only LoRA needs it
 
         try:
             model = PeftModel.from_pretrained(self.model, str(adapter_dir), is_trainable=not merge)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import types
 import typing
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TypeVar
@@ -25,6 +26,8 @@ from typing import Any, TypeVar
 import yaml
 
 T = TypeVar("T")
+# Keys that were renamed: a config written before (a run folder being resumed) still loads.
+RENAMED = {"train_answer_fraction": "train_task_fraction"}
 
 
 class ConfigError(ValueError):
@@ -38,21 +41,102 @@ def field(default: Any = dataclasses.MISSING, *, help: str, default_factory: Any
     return dataclasses.field(default=default, metadata={"help": help})
 
 
-@dataclasses.dataclass
+def inherited(default: Any = dataclasses.MISSING, *, default_factory: Any = dataclasses.MISSING) -> Any:
+    """Another default for a field a base settings class declares: its help stays the base's
+    (filled in by :func:`settings`), so each key is documented once."""
+    return field(default, default_factory=default_factory, help="")
+
+
+def settings(cls: type[T]) -> type[T]:
+    """``@dataclass`` for settings classes: fields redeclared with :func:`inherited` take the help
+    text of the base class that declared them."""
+    data_cls = dataclasses.dataclass(cls)
+    for f in dataclasses.fields(data_cls):  # type: ignore[arg-type]
+        if f.metadata.get("help"):
+            continue
+        for base in data_cls.__mro__[1:]:
+            declared = getattr(base, "__dataclass_fields__", {}).get(f.name)
+            if declared is not None and declared.metadata.get("help"):
+                f.metadata = types.MappingProxyType({**f.metadata, "help": declared.metadata["help"]})
+                break
+    return data_cls
+
+
+EVAL_ALL = "all"
+
+
+@settings
 class RunConfig:
     """Run-level settings shared by every agent."""
 
     env: str = field("Wordle-v0", help="registered env id")
-    agent: str = field("sft", help="agent: sft | grpo")
+    agent: str = field("sft", help="the algorithm (the list under 'agents' in --help)")
     env_kwargs: dict[str, Any] = field(default_factory=dict, help="env constructor kwargs")
     seed: int = field(0, help="the one seed: model init, data order, sampling and env episodes")
     device: str | None = field(None, help="torch device (default: cuda when available, else cpu)")
     model: str | None = field(None, help="Hugging Face checkpoint path or hub id (default: the built-in tiny model)")
     init: str | None = field(None, help="start from this checkpoint directory (e.g. runs/<sft>/final)")
     run_dir: str | None = field(None, help="run folder (default: runs/<env>__<agent>__<seed>__<time>)")
-    eval_episodes: str = field("all", help="episodes for the final evaluation: a number, 'all', or 0 to skip it")
+    eval_episodes: int | str = field(EVAL_ALL, help="episodes for the final evaluation: a number, 'all' (the env's task list), or 0 to skip it")
     eval_batch_size: int = field(128, help="episodes played in lockstep during evaluation")
     eval_env_kwargs: dict[str, Any] = field(default_factory=dict, help="env kwargs changed for the final evaluation (e.g. {split: test})")
+
+    def __post_init__(self) -> None:
+        if isinstance(self.eval_episodes, str) and self.eval_episodes != EVAL_ALL:
+            try:
+                self.eval_episodes = int(self.eval_episodes)
+            except ValueError:
+                raise ValueError(f"eval_episodes must be a number or 'all', got {self.eval_episodes!r}") from None
+        if isinstance(self.eval_episodes, int) and self.eval_episodes < 0:
+            raise ValueError(f"eval_episodes must be >= 0 (0 skips the evaluation), got {self.eval_episodes}")
+        if self.eval_batch_size < 1:
+            raise ValueError(f"eval_batch_size must be >= 1, got {self.eval_batch_size}")
+
+    @property
+    def evaluates(self) -> bool:
+        return self.eval_episodes != 0
+
+
+# ------------------------------------------------------------------------------ shared trainer keys
+# Each trainer's config (agents/algos/configs.py) combines the groups it uses; a trainer with
+# another default redeclares the field with inherited(default).
+DEFAULT_LORA_TARGETS: tuple[str, ...] = (
+    "q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj",
+)
+
+
+@settings
+class OptimizerSettings:
+    learning_rate: float = field(1e-3, help="peak AdamW learning rate")
+    weight_decay: float = field(0.0, help="AdamW weight decay (matrices only; biases and norms are not decayed)")
+    max_grad_norm: float = field(1.0, help="gradient clipping norm")
+
+
+@settings
+class CheckpointSettings:
+    keep_checkpoints: int = field(2, help="step checkpoints kept on disk (the newest; older ones are deleted)")
+
+
+@settings
+class PeriodicCheckpointSettings(CheckpointSettings):
+    save_every: int = field(500, help="write checkpoints/step_N every N steps (the trainer's steps: optimizer steps, iterations)")
+
+
+@settings
+class LoggingSettings:
+    log_every: int = field(20, help="log train/* every N optimizer steps")
+
+
+@settings
+class LanguageModelSettings:
+    """How a language-model trainer builds or adapts its model."""
+
+    lora_r: int = field(0, help="LoRA rank; 0 trains all weights")
+    lora_alpha: float = field(16.0, help="LoRA scaling alpha")
+    lora_dropout: float = field(0.05, help="LoRA dropout")
+    lora_targets: list[str] = field(default_factory=lambda: list(DEFAULT_LORA_TARGETS), help="module names LoRA adapts")
+    model_config: dict[str, Any] = field(default_factory=dict, help="overrides of the built-in model's LlamaConfig (e.g. hidden_size)")
+    max_new_tokens: int = field(64, help="longest completion per turn when the policy acts (saved with it)")
 
 
 def field_help(cls: type) -> dict[str, str]:
@@ -123,6 +207,11 @@ def build(cls: type[T], values: dict[str, Any], where: str) -> T:
     """Instantiate ``cls`` from ``values``; unknown keys and bad types raise :class:`ConfigError`."""
     hints = typing.get_type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    values = dict(values)
+    for old, new in RENAMED.items():
+        if old in values and new in names and new not in values:
+            warnings.warn(f"{where}.{old} is now called {new}; please rename it", stacklevel=2)
+            values[new] = values.pop(old)
     unknown = sorted(set(values) - names)
     if unknown:
         raise ConfigError(f"{where}: unknown key(s) {', '.join(unknown)}; valid keys: {', '.join(sorted(names))}")

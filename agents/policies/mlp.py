@@ -13,23 +13,51 @@ Actions are returned unclipped: the env clips them to its bounds (HumanoidMimic 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from gymnasium import spaces
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from agents.checkpoint import CheckpointError, atomic_directory, read_manifest, write_json_atomic
+from agents.core.checkpoint import CheckpointError, atomic_directory, read_manifest, write_json_atomic
+from agents.policies.activations import ACTIVATIONS
 
-ACTIVATIONS: dict[str, type[torch.nn.Module]] = {
-    "tanh": torch.nn.Tanh, "relu": torch.nn.ReLU, "elu": torch.nn.ELU, "gelu": torch.nn.GELU, "silu": torch.nn.SiLU,
-}
 WEIGHTS = "model.safetensors"
 OBS_CLIP = 10.0  # normalised observations are clipped to +-10 (as SB3's VecNormalize)
 _VAR_EPS = 1e-4
+
+
+def build_mlp(inputs: int, hidden: Sequence[int], outputs: int, activation: str,
+              init: Callable[[torch.nn.Linear, bool], None] | None = None) -> torch.nn.Sequential:
+    """``Linear -> activation`` per hidden size, then a linear head. ``init(layer, is_head)``
+    re-initialises each layer as soon as it is built (so one seed gives the same weights)."""
+    if activation not in ACTIVATIONS:
+        raise ValueError(f"activation must be one of {', '.join(ACTIVATIONS)}, got {activation!r}")
+    layers: list[torch.nn.Module] = []
+    width = inputs
+    for size in [*hidden, outputs]:
+        linear = torch.nn.Linear(width, size)
+        is_head = len(layers) == 2 * len(hidden)
+        if init is not None:
+            init(linear, is_head)
+        layers.append(linear)
+        if not is_head:
+            layers.append(getattr(torch.nn, ACTIVATIONS[activation])())
+        width = size
+    return torch.nn.Sequential(*layers)
+
+
+def merge_moments(count: float, mean: Any, var: Any, batch: np.ndarray) -> tuple[float, Any, Any]:
+    """Running (count, mean, variance) after a batch along axis 0 (the parallel Welford rule)."""
+    b_count, b_mean, b_var = float(len(batch)), batch.mean(axis=0), batch.var(axis=0)
+    total = count + b_count
+    delta = b_mean - mean
+    m2 = var * count + b_var * b_count + delta**2 * count * b_count / total
+    return total, mean + delta * b_count / total, m2 / total
 
 
 class GaussianMLPPolicy(torch.nn.Module):
@@ -68,20 +96,12 @@ class GaussianMLPPolicy(torch.nn.Module):
         self.activation = activation
         self.metadata: dict[str, Any] = dict(metadata or {})
 
-        layers: list[torch.nn.Module] = []
-        width = self.obs_dim
-        for size in self.hidden:
-            linear = torch.nn.Linear(width, size)
-            torch.nn.init.orthogonal_(linear.weight, gain=2**0.5)
+        def init(linear: torch.nn.Linear, is_head: bool) -> None:
+            # A small output layer starts every action near the mean of its range (CleanRL, SB3).
+            torch.nn.init.orthogonal_(linear.weight, gain=0.01 if is_head else 2**0.5)
             torch.nn.init.zeros_(linear.bias)
-            layers += [linear, ACTIVATIONS[activation]()]
-            width = size
-        head = torch.nn.Linear(width, self.act_dim)
-        # A small output layer starts every action near the mean of its range (CleanRL, SB3).
-        torch.nn.init.orthogonal_(head.weight, gain=0.01)
-        torch.nn.init.zeros_(head.bias)
-        layers.append(head)
-        self.mean_net = torch.nn.Sequential(*layers)
+
+        self.mean_net = build_mlp(self.obs_dim, self.hidden, self.act_dim, activation, init=init)
         self.log_std = torch.nn.Parameter(torch.full((self.act_dim,), float(init_log_std)))
         self.register_buffer("obs_mean", torch.zeros(self.obs_dim, dtype=torch.float64))
         self.register_buffer("obs_var", torch.ones(self.obs_dim, dtype=torch.float64))
@@ -113,15 +133,11 @@ class GaussianMLPPolicy(torch.nn.Module):
             return
         if not np.all(np.isfinite(batch)):
             raise ValueError("observations hold NaN or infinity; refusing to update the normalisation")
-        count, mean, var = float(self.obs_count), self.obs_mean.cpu().numpy(), self.obs_var.cpu().numpy()
-        b_count, b_mean, b_var = float(len(batch)), batch.mean(axis=0), batch.var(axis=0)
-        total = count + b_count
-        delta = b_mean - mean
-        new_mean = mean + delta * b_count / total
-        m2 = var * count + b_var * b_count + delta**2 * count * b_count / total
-        self.obs_mean.copy_(torch.from_numpy(new_mean))
-        self.obs_var.copy_(torch.from_numpy(m2 / total))
-        self.obs_count.fill_(total)
+        count, mean, var = merge_moments(float(self.obs_count), self.obs_mean.cpu().numpy(),
+                                         self.obs_var.cpu().numpy(), batch)
+        self.obs_mean.copy_(torch.from_numpy(mean))
+        self.obs_var.copy_(torch.from_numpy(var))
+        self.obs_count.fill_(count)
 
     def normalize(self, obs: torch.Tensor) -> torch.Tensor:
         scaled = (obs.to(torch.float64) - self.obs_mean) / torch.sqrt(self.obs_var + _VAR_EPS)
@@ -203,8 +219,6 @@ class GaussianMLPPolicy(torch.nn.Module):
 
     def check_compatible(self, env: Any) -> None:
         """Refuse an env whose observation / action sizes or motion clip differ from training's."""
-        from gymnasium import spaces
-
         if not isinstance(env.observation_space, spaces.Box) or not isinstance(env.action_space, spaces.Box):
             raise CheckpointError(
                 f"this Gaussian MLP checkpoint acts on float-vector (Box) envs such as "

@@ -54,69 +54,12 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from agents.config import field
-from agents.evaluate import as_make_env
-from agents.mlp_policy import ACTIVATIONS, GaussianMLPPolicy
-from agents.policy import PolicyAgent
-from agents.run import Run, load_trainer_state
-from agents.trajectory import Episode
-
-VECTOR_ENVS = ("sync", "async")
-
-
-@dataclasses.dataclass
-class TRPOConfig:
-    total_steps: int = field(1_000_000, help="budget in env steps, all envs together (the run also stops at max_minutes)")
-    max_minutes: float | None = field(None, help="wall-clock budget in minutes: no iteration starts that would end past it (for equal-time comparisons); null = steps only")
-    n_envs: int = field(8, help="envs stepped together (Gymnasium vector env)")
-    n_steps: int = field(256, help="steps per env per iteration: a batch is n_envs * n_steps transitions")
-    vector_env: str = field("sync", help="sync (one process) | async (one subprocess per env)")
-    gamma: float = field(0.99, help="discount factor")
-    gae_lambda: float = field(0.95, help="GAE lambda (bias-variance trade-off of the advantages)")
-    normalize_advantage: bool = field(True, help="whiten the advantages of each batch before the policy step")
-    target_kl: float = field(0.01, help="trust region: the largest mean KL(old || new) a policy step may take")
-    cg_iters: int = field(10, help="conjugate-gradient iterations for the natural-gradient direction")
-    cg_damping: float = field(0.1, help="added to the Fisher matrix (times the identity) for a stable solve")
-    fisher_subsample: int = field(1, help="Fisher-vector products from every k-th transition (k times cheaper conjugate gradient; gradient and line search use all)")
-    line_search_steps: int = field(10, help="backtracking line-search tries before the step is rejected")
-    line_search_backtrack: float = field(0.8, help="step shrink factor per line-search try")
-    critic_hidden: list[int] = field(default_factory=lambda: [256, 256], help="critic MLP hidden layer sizes")
-    critic_activation: str = field("tanh", help=f"critic hidden activation: {' | '.join(ACTIVATIONS)}")
-    critic_lr: float = field(1e-3, help="critic Adam learning rate")
-    critic_epochs: int = field(10, help="passes over the batch per critic fit")
-    critic_minibatch: int = field(128, help="critic Adam minibatch size")
-    normalize_returns: bool = field(True, help="the critic predicts returns standardised by running statistics (kept with it): its learning speed no longer depends on the reward scale")
-    critic_warmup_iterations: int = field(5, help="when starting from a checkpoint (--init): iterations that fit only the critic before the first policy step")
-    update_obs_stats: bool = field(True, help="update the policy's observation-normalisation statistics from every collected batch")
-    hidden: list[int] = field(default_factory=lambda: [256, 256], help="policy hidden layer sizes when starting from scratch (ignored with --init)")
-    activation: str = field("tanh", help="policy hidden activation when starting from scratch")
-    init_log_std: float = field(-1.0, help="policy initial log standard deviation when starting from scratch")
-    save_every: int = field(20, help="write checkpoints/step_N every N iterations (also where the envs are re-seeded)")
-    keep_checkpoints: int = field(2, help="step checkpoints kept on disk")
-    log_episodes: bool = field(True, help="append every finished episode (observations, actions, rewards, reward terms, info) to episodes.jsonl")
-
-    def __post_init__(self) -> None:
-        if self.vector_env not in VECTOR_ENVS:
-            raise ValueError(f"vector_env must be one of {', '.join(VECTOR_ENVS)}, got {self.vector_env!r}")
-        for name in ("critic_activation", "activation"):
-            if getattr(self, name) not in ACTIVATIONS:
-                raise ValueError(f"{name} must be one of {', '.join(ACTIVATIONS)}, got {getattr(self, name)!r}")
-        for name in ("total_steps", "n_envs", "n_steps", "cg_iters", "fisher_subsample", "line_search_steps",
-                     "critic_epochs", "critic_minibatch", "save_every"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.critic_warmup_iterations < 0 or self.keep_checkpoints < 0:
-            raise ValueError("critic_warmup_iterations and keep_checkpoints must be >= 0")
-        if self.max_minutes is not None and self.max_minutes <= 0:
-            raise ValueError(f"max_minutes must be > 0 (or null), got {self.max_minutes}")
-        if not (0 < self.gamma <= 1 and 0 <= self.gae_lambda <= 1):
-            raise ValueError("gamma must be in (0, 1] and gae_lambda in [0, 1]")
-        if self.target_kl <= 0 or self.cg_damping < 0 or self.critic_lr <= 0:
-            raise ValueError("target_kl and critic_lr must be > 0, cg_damping >= 0")
-        if not 0 < self.line_search_backtrack < 1:
-            raise ValueError(f"line_search_backtrack must be in (0, 1), got {self.line_search_backtrack}")
-        if self.n_envs * self.n_steps < 2 and self.normalize_advantage:
-            raise ValueError("normalize_advantage needs n_envs * n_steps >= 2")
+from agents.algos.configs import TRPOConfig
+from agents.core.envs import EnvFactory, as_make_env
+from agents.core.policy import PolicyAgent
+from agents.core.run import Run, load_trainer_state
+from agents.core.trajectory import Episode
+from agents.policies.mlp import GaussianMLPPolicy, build_mlp, merge_moments
 
 
 # ------------------------------------------------------------------------------ the maths
@@ -203,16 +146,14 @@ class Critic(nn.Module):
     hundreds (Pendulum) would take thousands of steps just to reach the right scale.
     """
 
+    return_mean: torch.Tensor  # buffers (saved with the critic's state dict)
+    return_var: torch.Tensor
+    return_count: torch.Tensor
+
     def __init__(self, obs_dim: int, hidden: Sequence[int], activation: str = "tanh",
                  normalize_returns: bool = True):
         super().__init__()
-        layers: list[nn.Module] = []
-        width = obs_dim
-        for size in hidden:
-            layers += [nn.Linear(width, size), ACTIVATIONS[activation]()]
-            width = size
-        layers.append(nn.Linear(width, 1))
-        self.net = nn.Sequential(*layers)
+        self.net = build_mlp(obs_dim, hidden, 1, activation)
         self.normalize_returns = normalize_returns
         self.register_buffer("return_mean", torch.zeros((), dtype=torch.float64))
         self.register_buffer("return_var", torch.ones((), dtype=torch.float64))
@@ -239,14 +180,11 @@ class Critic(nn.Module):
         """Merge a batch of returns into the running mean / variance (parallel Welford)."""
         if not self.normalize_returns or len(returns) == 0:
             return
-        n, mean, var = float(len(returns)), float(np.mean(returns)), float(np.var(returns))
-        count = float(self.return_count)
-        total = count + n
-        delta = mean - float(self.return_mean)
-        m2 = float(self.return_var) * count + var * n + delta**2 * count * n / total
-        self.return_mean.fill_(float(self.return_mean) + delta * n / total)
-        self.return_var.fill_(max(m2 / total, 1e-8))
-        self.return_count.fill_(total)
+        count, mean, var = merge_moments(float(self.return_count), float(self.return_mean),
+                                         float(self.return_var), np.asarray(returns, dtype=np.float64))
+        self.return_mean.fill_(float(mean))
+        self.return_var.fill_(max(float(var), 1e-8))
+        self.return_count.fill_(count)
 
 
 @dataclasses.dataclass
@@ -264,16 +202,19 @@ class Batch:
 
 # ------------------------------------------------------------------------------ the agent
 class TRPOAgent(PolicyAgent):
-    """TRPO with a GAE critic for a ``GaussianMLPPolicy`` (``agents.mlp_policy``)."""
+    """TRPO with a GAE critic for a ``GaussianMLPPolicy`` (``agents.policies.mlp``)."""
+
+    policy: GaussianMLPPolicy
+    config: TRPOConfig
 
     def __init__(self, policy: GaussianMLPPolicy, config: TRPOConfig, run: Run | None = None, seed: int = 0,
-                 warm_up_critic: bool = False):
-        """``warm_up_critic``: the policy comes from a checkpoint (``--init``), so the first
-        ``config.critic_warmup_iterations`` iterations fit only the critic."""
-        self.policy = policy
-        self.config = config
-        self.run = run
-        self.seed = seed
+                 warm_up_critic: bool | None = None):
+        """``warm_up_critic``: the first ``config.critic_warmup_iterations`` iterations fit only the
+        critic. By default when the policy was trained before (it has observation statistics,
+        e.g. behaviour cloning from ``--init``): a fresh critic would spoil its first steps."""
+        super().__init__(policy, config, run, seed)
+        if warm_up_critic is None:
+            warm_up_critic = float(policy.obs_count) > 0
         self.warmup_iterations = config.critic_warmup_iterations if warm_up_critic else 0
         obs_dim = int(policy.obs_dim)
         self.critic = Critic(obs_dim, config.critic_hidden, config.critic_activation,
@@ -282,13 +223,13 @@ class TRPOAgent(PolicyAgent):
         self._open: list[dict[str, Any]] = []  # per env: the episode being played
 
     # -- public interface -----------------------------------------------------------------
-    def learn(self, env: str | Callable[[], gym.Env], budget: int | None = None, demos: Any = None,
+    def learn(self, env: str | EnvFactory, budget: int | None = None, demos: Any = None,
               callback: Callable[[int, dict[str, float]], None] | None = None,
               resume_from: str | Path | None = None) -> dict[str, float]:
         """Train for ``budget`` env steps (default ``config.total_steps``) or until ``config.max_minutes``.
 
         ``env`` is an env id or a zero-argument function building one env (e.g.
-        ``agents.evaluate.make_env_fn(env_id, env_kwargs)``); ``n_envs`` copies are vectorised.
+        ``agents.core.envs.make_env_fn(env_id, env_kwargs)``); ``n_envs`` copies are vectorised.
         ``demos`` is not used. ``callback(iteration, metrics)`` runs after every iteration.
         """
         cfg = self.config
@@ -302,6 +243,8 @@ class TRPOAgent(PolicyAgent):
             self.critic.load_state_dict(state["critic"])
             iteration, env_steps = int(state["iteration"]), int(state["env_steps"])
             elapsed_before, episodes_done = float(state["elapsed_s"]), int(state["episodes"])
+            # as the run began: the resumed policy has statistics either way
+            self.warmup_iterations = int(state.get("warmup_iterations", self.warmup_iterations))
 
         probe = make_env()
         try:
@@ -315,7 +258,9 @@ class TRPOAgent(PolicyAgent):
                   f"re-seeded resets is shorter than an episode ({limit}): no episode can run to its time "
                   "limit; raise save_every or n_steps", file=sys.stderr)
         envs = self.make_vector_env(make_env)
-        low, high = envs.single_action_space.low, envs.single_action_space.high
+        action_space = envs.single_action_space
+        assert isinstance(action_space, gym.spaces.Box)  # check_compatible: a Gaussian MLP acts on Box envs
+        low, high = action_space.low, action_space.high
         bounded = bool(np.all(np.isfinite(low)) and np.all(np.isfinite(high)))
         batch_steps = cfg.n_envs * cfg.n_steps
         bar = tqdm(total=budget, initial=min(env_steps, budget), desc="trpo", unit="step", unit_scale=True,
@@ -388,7 +333,7 @@ class TRPOAgent(PolicyAgent):
                         iteration, policy, self.critic_optimizer,
                         {"iteration": iteration, "env_steps": env_steps, "episodes": episodes_done,
                          "elapsed_s": elapsed_before + time.perf_counter() - started,
-                         "critic": self.critic.state_dict()},
+                         "warmup_iterations": self.warmup_iterations, "critic": self.critic.state_dict()},
                         keep=cfg.keep_checkpoints)
         finally:
             bar.close()
@@ -398,7 +343,7 @@ class TRPOAgent(PolicyAgent):
         return metrics
 
     # -- 1. collect ---------------------------------------------------------------------------
-    def make_vector_env(self, make_env: Callable[[], gym.Env]) -> gym.vector.VectorEnv:
+    def make_vector_env(self, make_env: EnvFactory) -> gym.vector.VectorEnv:
         fns = [make_env] * self.config.n_envs
         mode = gym.vector.AutoresetMode.SAME_STEP  # final obs in info, next episode's obs returned
         if self.config.vector_env == "async":
@@ -441,8 +386,8 @@ class TRPOAgent(PolicyAgent):
             done = np.logical_or(term, trunc)
             if done.any():
                 final_obs = infos["final_obs"]
-                for i in np.flatnonzero(done):
-                    buf_next[t, i] = final_obs[i]
+                for j in np.flatnonzero(done):
+                    buf_next[t, j] = final_obs[j]
             step_terms = _step_reward_terms(infos, done)
             for name, values in step_terms.items():
                 term_sums[name] = term_sums.get(name, 0.0) + float(values.sum())
@@ -467,6 +412,8 @@ class TRPOAgent(PolicyAgent):
     def _episode(self, env_id: str, ep: dict[str, Any], terminated: bool, truncated: bool,
                  info: dict[str, Any], keep: bool) -> Episode:
         n = len(ep["rewards"])
+        observations: np.ndarray | tuple[None, ...]
+        actions: np.ndarray | tuple[None, ...]
         if keep:  # float32 arrays, stored packed: episodes.jsonl holds every step of every episode
             observations = np.asarray(ep["obs"], dtype=np.float32)
             actions = np.asarray(ep["actions"], dtype=np.float32)

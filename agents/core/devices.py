@@ -8,7 +8,7 @@ def check_device(spec: str | None) -> None:
     """Raise ``ValueError`` unless ``spec`` (None = automatic) names a device this machine has."""
     if spec is None:
         return
-    import torch
+    import torch  # heavy: a run without --device never needs it here
 
     try:
         device = torch.device(spec)

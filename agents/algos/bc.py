@@ -22,7 +22,6 @@ interrupted run resumes exactly where its last checkpoint left it.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import os
 import sys
@@ -35,59 +34,14 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from agents.config import field
-from agents.mlp_policy import ACTIVATIONS, GaussianMLPPolicy
-from agents.policy import PolicyAgent
-from agents.run import Run, load_trainer_state
+from agents.algos.configs import BCConfig
+from agents.core.demonstrations import demo_arrays
+from agents.core.optim import adamw, cosine_lr, set_lr
+from agents.core.policy import PolicyAgent
+from agents.core.run import load_trainer_state
+from agents.policies.mlp import GaussianMLPPolicy
 
 DEMOS_FILE = "demonstrations.npz"
-LOSSES = ("mse", "nll")
-
-
-@dataclasses.dataclass
-class BCConfig:
-    data: str = field("mocap", help="'mocap': demonstrations extracted from the env's clip (HumanoidMimic); or an .npz with arrays observations, actions[, groups]")
-    labels: str = field("feedforward", help="mocap action labels: 'reference' (the next reference pose) | 'feedforward' (+ inverse-dynamics torques and root-tilt feedback)")
-    reference_states: int = field(1000, help="mocap: teacher-forced reference states (phases on a regular grid)")
-    noisy_episodes: int = field(200, help="mocap: expert rollouts with action noise from random phases, every state labelled (DART)")
-    noise_std: float = field(0.05, help="mocap: std of the Gaussian action noise of those rollouts (normalised action units)")
-    horizon: int = field(60, help="mocap: longest noisy-expert / DAgger rollout (control steps)")
-    kp_tilt: float = field(100.0, help="mocap feedforward labels: root-tilt feedback stiffness (1/s^2)")
-    kd_tilt: float = field(20.0, help="mocap feedforward labels: root-tilt feedback damping (1/s)")
-    dagger_rounds: int = field(4, help="mocap: DAgger rounds after the first fit (roll out the policy, label its states, train on all)")
-    dagger_episodes: int = field(60, help="mocap: policy rollouts per DAgger round")
-    hidden: list[int] = field(default_factory=lambda: [256, 256], help="hidden layer sizes of the MLP")
-    activation: str = field("tanh", help=f"hidden activation: {' | '.join(ACTIVATIONS)}")
-    init_log_std: float = field(-1.0, help="initial log standard deviation of the Gaussian")
-    min_log_std: float = field(-3.0, help="floor of the fitted log standard deviation")
-    loss: str = field("mse", help="'mse': squared error of the mean, then log_std = log residual RMS | 'nll': joint Gaussian NLL")
-    max_steps: int = field(6000, help="optimizer steps in all, split evenly over the first fit and each DAgger round")
-    batch_size: int = field(256, help="state-action pairs per minibatch")
-    learning_rate: float = field(1e-3, help="Adam learning rate (cosine-decayed to 10% within each round)")
-    weight_decay: float = field(0.0, help="AdamW weight decay")
-    max_grad_norm: float = field(1.0, help="gradient clipping norm")
-    val_ratio: float = field(0.1, help="share of rollouts (groups) held out for eval/loss")
-    eval_every: int = field(200, help="validate every N steps")
-    patience: int = field(8, help="stop a round after this many validations without a new best (0: never)")
-    save_every: int = field(1000, help="write checkpoints/step_N every N steps")
-    keep_checkpoints: int = field(2, help="step checkpoints kept on disk")
-    log_every: int = field(50, help="log train/* every N steps")
-
-    def __post_init__(self) -> None:
-        if self.labels not in ("reference", "feedforward"):
-            raise ValueError(f"labels must be 'reference' or 'feedforward', got {self.labels!r}")
-        if self.loss not in LOSSES:
-            raise ValueError(f"loss must be one of {', '.join(LOSSES)}, got {self.loss!r}")
-        if self.activation not in ACTIVATIONS:
-            raise ValueError(f"activation must be one of {', '.join(ACTIVATIONS)}, got {self.activation!r}")
-        if not 0 <= self.val_ratio < 1:
-            raise ValueError(f"val_ratio must be in [0, 1), got {self.val_ratio}")
-        for name in ("max_steps", "batch_size", "eval_every", "save_every", "log_every", "horizon"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1")
-        for name in ("dagger_rounds", "dagger_episodes", "reference_states", "noisy_episodes", "patience"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"{name} must be >= 0")
 
 
 class DemoSource(Protocol):
@@ -97,37 +51,6 @@ class DemoSource(Protocol):
     def demonstrations(self) -> Any: ...
 
     def dagger(self, policy: Any, episodes: int, seed: int, group_offset: int | None = None) -> tuple[Any, dict[str, float]]: ...
-
-
-def demo_arrays(demos: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``(observations float32 [N, d], actions float32 [N, k], groups int64 [N])`` from a record
-    with those attributes or an ``.npz`` path (groups default to one per sample)."""
-    if isinstance(demos, str | Path):
-        path = Path(demos)
-        if not path.is_file():
-            raise ValueError(f"demonstration file {str(path)!r} does not exist")
-        try:
-            with np.load(path, allow_pickle=False) as data:
-                arrays = {k: data[k] for k in data.files}
-        except (OSError, ValueError) as err:
-            raise ValueError(f"{path}: not a readable .npz file ({err})") from err
-        missing = {"observations", "actions"} - set(arrays)
-        if missing:
-            raise ValueError(f"{path}: lacks array(s) {', '.join(sorted(missing))}")
-    else:
-        arrays = {k: getattr(demos, k, None) for k in ("observations", "actions", "groups")}
-    obs = np.asarray(arrays["observations"], dtype=np.float32)
-    act = np.asarray(arrays["actions"], dtype=np.float32)
-    groups = arrays.get("groups")
-    groups = np.arange(len(obs), dtype=np.int64) if groups is None else np.asarray(groups, dtype=np.int64)
-    if obs.ndim != 2 or act.ndim != 2 or groups.shape != (len(obs),) or len(act) != len(obs):
-        raise ValueError(f"demonstrations need observations [N, d], actions [N, k] and groups [N]; got "
-                         f"{obs.shape}, {act.shape}, {groups.shape}")
-    if len(obs) == 0:
-        raise ValueError("no demonstrations")
-    if not (np.isfinite(obs).all() and np.isfinite(act).all()):
-        raise ValueError("demonstrations hold NaN or infinity")
-    return obs, act, groups
 
 
 def validation_mask(groups: np.ndarray, val_ratio: float, seed: int) -> np.ndarray:
@@ -158,11 +81,8 @@ def _save_demos(run_dir: Path, obs: np.ndarray, act: np.ndarray, groups: np.ndar
 class BCAgent(PolicyAgent):
     """Behaviour cloning (with optional DAgger) for :class:`GaussianMLPPolicy`."""
 
-    def __init__(self, policy: GaussianMLPPolicy, config: BCConfig, run: Run | None = None, seed: int = 0):
-        self.policy = policy
-        self.config = config
-        self.run = run
-        self.seed = seed
+    policy: GaussianMLPPolicy
+    config: BCConfig
 
     # -- public interface -----------------------------------------------------------------
     def learn(self, env_or_factory: Any = None, budget: int | None = None, demos: Any = None,
@@ -180,7 +100,7 @@ class BCAgent(PolicyAgent):
         round_budget = [budget // rounds + (1 if r < budget % rounds else 0) for r in range(rounds)]
 
         params = [p for p in policy.parameters() if p.requires_grad]
-        optimizer = torch.optim.AdamW(params, lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
+        optimizer = adamw(params, lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
         counters = {"step": 0, "round": 0, "round_step": 0, "epoch": 0, "cursor": 0, "bad_evals": 0,
                     "best_val": math.inf, "num_demos": 0}
         best_state: dict[str, torch.Tensor] | None = None
@@ -243,7 +163,7 @@ class BCAgent(PolicyAgent):
         per_epoch = max(1, math.ceil(n_train / cfg.batch_size))
 
         def lr_at(k: int) -> float:
-            return cfg.learning_rate * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, k / max(1, steps)))))
+            return cosine_lr(k, steps, cfg.learning_rate, warmup=0, min_ratio=0.1)
 
         def order(epoch: int) -> np.ndarray:
             return np.random.default_rng([self.seed, rnd, epoch]).permutation(n_train)
@@ -260,8 +180,7 @@ class BCAgent(PolicyAgent):
             start = int(counters["cursor"]) * cfg.batch_size
             idx = torch.as_tensor(perm[start : start + cfg.batch_size], device=device)
             counters["cursor"] += 1
-            for group in optimizer.param_groups:
-                group["lr"] = lr_at(int(counters["round_step"]))
+            set_lr(optimizer, lr_at(int(counters["round_step"])))
             loss, mse, nll = self._loss(train_obs[idx], train_act[idx])
             optimizer.zero_grad(set_to_none=True)
             loss.backward()

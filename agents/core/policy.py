@@ -28,11 +28,19 @@ class Policy(Protocol):
 
 
 class PolicyAgent:
-    """What every training agent does the same way around its ``policy`` and ``run`` (a
-    :class:`agents.run.Run` or None): act deterministically, save, log scalars."""
+    """What every training agent does the same way around its ``policy``, its config and its
+    ``run`` (a :class:`agents.core.run.Run` or None): built as ``Agent(policy, config, run=run,
+    seed=seed)``; act deterministically, save, log scalars."""
 
     policy: Any
+    config: Any
     run: Any
+
+    def __init__(self, policy: Any, config: Any, run: Any = None, seed: int = 0) -> None:
+        self.policy = policy
+        self.config = config
+        self.run = run
+        self.seed = seed
 
     def predict(self, obs: Any) -> Any:
         actions, _ = self.policy.act([obs], deterministic=True)

@@ -1,0 +1,1 @@
+"""The command lines: train, evaluate, filtered, pipeline, plot (``python -m agents.<name>``)."""
