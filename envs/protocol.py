@@ -11,6 +11,7 @@ the defaults the accessor functions below give when a capability is missing.
 | :class:`ReportsProgress` | ``progress_postfix(episodes)`` | the evaluation progress bar |
 | :class:`HasScriptedPolicies` | ``scripted_policies``: name -> factory ``(env, seed=) -> policy`` | ``--policy solver``, baselines |
 | :class:`PlaysMotionClip` | ``clip`` (with a ``name``) | tying a humanoid policy to the clip it learnt |
+| (an ``info`` key) | ``info["messages"]`` from ``reset`` / ``step``: the next observation as chat messages | language-model policies get these instead of the text (``agents.core.rollout``), rendered with the checkpoint's chat template |
 
 Envs import nothing from ``agents``; an episode here is anything with the members of
 :class:`EpisodeRecord` (``agents.core.trajectory.Episode`` has them).

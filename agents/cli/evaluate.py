@@ -35,8 +35,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--env-kwargs", default=None, metavar="JSON",
                         help='env constructor kwargs as JSON, e.g. \'{"answers": "path/answers.txt"}\'')
     parser.add_argument("--policy", default="solver", metavar="NAME_OR_DIR",
-                        help="scripted policy name (Wordle: solver, random; humanoid: reference, random) "
-                             "or a checkpoint directory such as runs/<run>/final (default: %(default)s)")
+                        help="scripted policy name (Wordle: solver, random; GSM8K: reference; humanoid: reference, "
+                             "random), a checkpoint directory such as runs/<run>/final, or a language model as it "
+                             "comes: a named model (python -m agents.models list), a .gguf file, a Hugging Face "
+                             "directory or hub id (default: %(default)s)")
     parser.add_argument("--episodes", default="100", metavar="N|all",
                         help="number of episodes, or 'all' (Wordle: every answer once, in order) (default: %(default)s)")
     parser.add_argument("--tasks", default=None, metavar="JSONL",
@@ -48,6 +50,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--no-repeat-ngram", type=int, default=None, metavar="N",
                         help="language models: no run of N tokens may occur twice in a completion "
                              "(0 = off; default: the checkpoint's own setting)")
+    parser.add_argument("--max-new-tokens", type=int, default=None, metavar="N",
+                        help="language models: longest completion per turn (default: the checkpoint's own "
+                             "setting; 128 for a model as it comes)")
     parser.add_argument("--device", default=None, help="torch device for checkpoint policies (default: cuda if available)")
     parser.add_argument("--episodes-out", default=None, metavar="PATH", help="also write the episodes as JSON lines")
     parser.add_argument("--out", default=None, metavar="PATH", help="also write the summary JSON to this file")
@@ -90,7 +95,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             progress=not args.json,
             device=args.device,
             episodes_path=args.episodes_out,
-            no_repeat_ngram_size=args.no_repeat_ngram,
+            sampling={k: v for k, v in (("no_repeat_ngram_size", args.no_repeat_ngram),
+                                        ("max_new_tokens", args.max_new_tokens)) if v is not None},
         )
     except (ValueError, CheckpointError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)

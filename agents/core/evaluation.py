@@ -73,9 +73,10 @@ def evaluate(
     progress: bool = True,
     device: str | None = None,
     episodes_path: str | Path | None = None,
-    no_repeat_ngram_size: int | None = None,
+    sampling: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """``no_repeat_ngram_size`` overrides a language-model policy's own setting (0 = off)."""
+    """``sampling`` overrides fields of a language-model policy's own sampling settings
+    (``max_new_tokens``, ``no_repeat_ngram_size``: 0 = off)."""
     make = make_env_fn(env_id, env_kwargs or {})
     probe = make()
     try:
@@ -87,11 +88,12 @@ def evaluate(
             import torch  # heavy: scripted policies evaluate without it
 
             torch.manual_seed(seed)  # trained policies sample from torch's RNG: same seed, same episodes
-        if no_repeat_ngram_size is not None:
-            sampling = getattr(policy, "sampling", None)
-            if sampling is None:
-                raise ValueError("--no-repeat-ngram applies to language-model policies only")
-            setattr(policy, "sampling", dataclasses.replace(sampling, no_repeat_ngram_size=no_repeat_ngram_size))  # noqa: B010
+        if sampling:
+            own = getattr(policy, "sampling", None)
+            if own is None:
+                flags = ", ".join("--" + k.replace("_", "-") for k in sampling)
+                raise ValueError(f"{flags} applies to language-model policies only")
+            setattr(policy, "sampling", dataclasses.replace(own, **sampling))  # noqa: B010
         specs = episode_specs(probe, episodes, seed)
         bar = tqdm(total=len(specs), desc=f"eval {env_id}", unit="ep", disable=not progress, file=sys.stderr)
         done: list[Episode] = []

@@ -15,7 +15,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from agents.core.checkpoint import CheckpointError, read_manifest
+from agents.core.checkpoint import MANIFEST, CheckpointError, read_manifest
 from agents.core.policy import Policy
 from envs.protocol import scripted_policies
 
@@ -58,23 +58,30 @@ def policy_class(kind: str) -> Any:
 
 
 def load_policy(spec: str, env: gym.Env, *, seed: int | None = None, device: str | None = None) -> Policy:
-    """Resolve ``spec`` (a scripted policy name or a checkpoint directory) for ``env``."""
+    """Resolve ``spec`` for ``env``: a scripted policy name, a checkpoint directory, or a language
+    model as it comes (a named model, a ``.gguf`` file, a Hugging Face directory or hub id: the
+    untrained "before" of a post-training table)."""
     scripted = scripted_policies(env)
     if spec in scripted:
         return scripted[spec](env.unwrapped, seed=seed)
     if spec == "random":
         return RandomPolicy(env, seed=seed)
     path = Path(spec)
-    if not path.exists():
-        raise CheckpointError(
-            f"--policy {spec!r} is neither a scripted policy for this env "
-            f"({', '.join(scripted_policy_names(env))}) nor an existing checkpoint directory"
-        )
-    manifest = read_manifest(path)
-    kind = manifest["kind"]
-    if kind not in POLICY_KINDS:
-        raise CheckpointError(f"{path}: unknown policy kind {kind!r} (known: {', '.join(POLICY_KINDS)})")
-    policy: Policy = policy_class(kind).load(path, device=device)
+    if (path / MANIFEST).is_file() or (path.is_dir() and not (path / "config.json").is_file()):
+        manifest = read_manifest(path)  # (says what is wrong with a folder that is no checkpoint)
+        kind = manifest["kind"]
+        if kind not in POLICY_KINDS:
+            raise CheckpointError(f"{path}: unknown policy kind {kind!r} (known: {', '.join(POLICY_KINDS)})")
+        policy: Policy = policy_class(kind).load(path, device=device)
+    else:
+        language_model = policy_class("lm")
+        if not language_model.is_model_source(spec):
+            raise CheckpointError(
+                f"--policy {spec!r} is neither a scripted policy for this env "
+                f"({', '.join(scripted_policy_names(env))}) nor an existing checkpoint directory, nor a language "
+                "model (a named model: python -m agents.models list; a .gguf file; a Hugging Face directory "
+                "or hub id)")
+        policy = language_model.from_pretrained(spec, device=device)
     check = getattr(policy, "check_compatible", None)
     if check is not None:
         check(env)

@@ -48,6 +48,14 @@ def play_episodes(
     """
     if batch_size < 1:
         raise ValueError("batch_size must be >= 1")
+    # An env may offer each observation as chat messages too (info["messages"], e.g. GSM8K's
+    # system + user turns); a policy that takes messages (a language model) gets those, rendered
+    # with its own chat template, and the episode records them as what it saw.
+    chat = bool(getattr(policy, "accepts_messages", False))
+
+    def seen(obs: Any, info: dict[str, Any]) -> Any:
+        return info["messages"] if chat and info.get("messages") else obs
+
     envs = [make_env() for _ in range(min(batch_size, len(specs)))]
     try:
         env_id = envs[0].spec.id if envs and envs[0].spec is not None else type(envs[0].unwrapped).__name__
@@ -64,8 +72,8 @@ def play_episodes(
             return
         index = pending.pop()
         spec = specs[index]
-        obs, _ = envs[slot].reset(seed=spec.seed, options=dict(spec.options) or None)
-        slots[slot] = {"index": index, "seed": spec.seed, "obs": obs, "observations": [], "actions": [],
+        obs, info = envs[slot].reset(seed=spec.seed, options=dict(spec.options) or None)
+        slots[slot] = {"index": index, "seed": spec.seed, "obs": seen(obs, info), "observations": [], "actions": [],
                        "rewards": [], "terms": {}, "tokens": []}
 
     for slot in range(len(envs)):
@@ -88,7 +96,7 @@ def play_episodes(
                 state["terms"][name] = state["terms"].get(name, 0.0) + float(value)
             if turn_tokens is not None:
                 state["tokens"].append(turn_tokens[k])
-            state["obs"] = obs
+            state["obs"] = seen(obs, info)
             if terminated or truncated:
                 episode = Episode(
                     env_id=env_id,

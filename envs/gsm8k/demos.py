@@ -1,5 +1,6 @@
 """Demonstrations for supervised fine-tuning on GSM8K: each problem's prompt answered by the
-dataset's worked solution, as a ``{"role", "content"}`` conversation."""
+dataset's worked solution, as a ``{"role", "content"}`` conversation (with the env's system
+message first under ``prompt_style="chat"``, as a policy sees it when it plays)."""
 
 from __future__ import annotations
 
@@ -18,7 +19,9 @@ def gsm8k_solution_conversations(env_kwargs: dict[str, Any], keep_calculator: bo
     ``keep_calculator``)."""
     env = GSM8KEnv(**env_kwargs)
     policy = ReferenceSolutionPolicy(env, keep_calculator=keep_calculator)
-    prompts = [env.prompt(i) for i in (range(len(env.problems)) if indices is None else indices)]
-    completions, _ = policy.act(prompts)
-    return [[{"role": "user", "content": p}, {"role": "assistant", "content": c}]
-            for p, c in zip(prompts, completions, strict=True)]
+    chosen = range(len(env.problems)) if indices is None else indices
+    completions, _ = policy.act([env.prompt(i) for i in chosen])
+    # With prompt_style="chat" a policy sees the env's system message too: so does its training.
+    turns = [env.messages(i) if env.prompt_style == "chat" else [{"role": "user", "content": env.prompt(i)}]
+             for i in chosen]
+    return [[*turn, {"role": "assistant", "content": c}] for turn, c in zip(turns, completions, strict=True)]

@@ -132,6 +132,10 @@ class GSM8KEnv(gym.Env):
     def prompt(self, index: int) -> str:
         return self.problems[index].question + PROMPT_SUFFIX
 
+    def messages(self, index: int) -> list[dict[str, str]]:
+        """Problem ``index`` as chat messages (``prompt_style="chat"``): the system prompt, then the prompt."""
+        return [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": self.prompt(index)}]
+
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         super().reset(seed=seed)
         options = options or {}
@@ -146,8 +150,7 @@ class GSM8KEnv(gym.Env):
         self._index, self._last = index, ""
         info: dict[str, Any] = {"index": index}
         if self.prompt_style == "chat":
-            info["messages"] = [{"role": "system", "content": SYSTEM_PROMPT},
-                                {"role": "user", "content": self.prompt(index)}]
+            info["messages"] = self.messages(index)
         return self.prompt(index), info
 
     def step(self, action: Any):

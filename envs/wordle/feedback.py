@@ -12,10 +12,10 @@ from __future__ import annotations
 import os
 from collections import Counter
 from collections.abc import Sequence
-from pathlib import Path
 
 import numpy as np
-from platformdirs import user_cache_dir
+
+from envs.cache import cache_dir
 
 SOLVED = 3**5 - 1
 _WEIGHTS = 3 ** np.arange(5, dtype=np.int32)
@@ -73,14 +73,6 @@ def pattern_matrix(guesses: Sequence[str], answers: Sequence[str], chunk: int = 
             code += np.uint8(3**i) * (2 * green[i] + yellow).astype(np.uint8)
         out[start : start + chunk] = code
     return out
-
-
-def cache_dir() -> Path:
-    """Where derived data is cached: ``$POSTTRAIN_GYM_CACHE`` or the user cache dir."""
-    override = os.environ.get("POSTTRAIN_GYM_CACHE")
-    if override:
-        return Path(override)
-    return Path(user_cache_dir("posttrain-gym"))
 
 
 _IN_PROCESS: dict[str, np.ndarray] = {}

@@ -18,7 +18,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from envs.wordle.feedback import SOLVED, cache_dir, cached_pattern_matrix, decode, encode
+from envs.cache import cache_dir
+from envs.wordle.feedback import SOLVED, cached_pattern_matrix, decode, encode
 from envs.wordle.lexicon import Lexicon
 
 # How many guesses the search compares exactly at each turn (turn 0 is the opener). Wider

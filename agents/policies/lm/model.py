@@ -24,6 +24,7 @@ from transformers import (
 from transformers.utils import logging as hf_logging
 
 from agents.core.checkpoint import CheckpointError
+from agents.policies.lm.catalog import catalog, local_checkpoint
 from agents.policies.lm.tokenizer import build_char_tokenizer
 
 # hidden 192 x 4 layers x 4 heads (head dim 48), SwiGLU 512: 1.8M parameters with the
@@ -98,6 +99,14 @@ def build_default_model(
     return model
 
 
+def is_model_source(spec: str | Path) -> bool:
+    """Whether ``spec`` names a model :func:`resolve_source` can load: a named model, a ``.gguf``
+    file, a Hugging Face directory (``config.json``) or an ``org/name`` hub id."""
+    text = str(spec)
+    return (text in catalog() or text.endswith(".gguf") or (Path(text).expanduser() / "config.json").is_file()
+            or is_hub_id(text))
+
+
 def is_hub_id(path_or_id: str | Path) -> bool:
     """True for an ``org/name`` string that is not an existing local path."""
     text = str(path_or_id)
@@ -105,7 +114,11 @@ def is_hub_id(path_or_id: str | Path) -> bool:
 
 
 def resolve_source(path_or_id: str | Path) -> tuple[str, bool]:
-    """``(where, local_only)``: an existing local directory, or a hub id the user asked for."""
+    """``(where, local_only)``: a named model or ``.gguf`` file (converted into the cache on first
+    use, :mod:`agents.policies.lm.catalog`), an existing local directory, or a hub id."""
+    converted = local_checkpoint(path_or_id)
+    if converted is not None:
+        return str(converted), True
     text = str(path_or_id)
     path = Path(text).expanduser()
     if path.exists():
@@ -117,8 +130,9 @@ def resolve_source(path_or_id: str | Path) -> tuple[str, bool]:
     if is_hub_id(text):
         return text, False
     raise CheckpointError(
-        f"--model {text!r}: no such local directory (and not an 'org/name' hub id). "
-        "Pass a directory written by save_pretrained, or omit --model for the built-in default."
+        f"--model {text!r}: not a named model ({', '.join(sorted(catalog()))}), a .gguf file, a local directory "
+        "or an 'org/name' hub id. Pass a directory written by save_pretrained, or omit --model for the "
+        "built-in default."
     )
 
 

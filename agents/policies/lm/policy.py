@@ -42,9 +42,11 @@ from agents.core.checkpoint import (
 )
 from agents.core.config import DEFAULT_LORA_TARGETS
 from agents.core.trajectory import TurnTokens
+from agents.policies.lm.catalog import provenance
 from agents.policies.lm.model import (
     build_default_model,
     default_device,
+    is_model_source,
     load_pretrained,
     resolve_source,
 )
@@ -149,6 +151,7 @@ class LMPolicy:
     """
 
     kind = "lm"
+    accepts_messages = True  # observations may be chat messages (rollout passes an env's info["messages"])
 
     def __init__(
         self,
@@ -197,7 +200,8 @@ class LMPolicy:
         dtype: torch.dtype | None = None,
         sampling: SamplingConfig | None = None,
     ) -> LMPolicy:
-        """Any local Hugging Face causal-LM directory (or a hub id, which may download).
+        """A named model (``smollm2-135m-instruct``), a ``.gguf`` file, any local Hugging Face
+        causal-LM directory, or a hub id (which may download).
 
         A directory written by :meth:`save` (it holds ``policy.json``) is loaded with :meth:`load`.
         """
@@ -210,7 +214,15 @@ class LMPolicy:
         device = torch.device(device) if device is not None else default_device()
         model = load_pretrained(source, device=device, dtype=dtype)
         tokenizer = _load_tokenizer(source, local_only)
-        return cls(model, tokenizer, sampling=sampling, base_model=source, base_weights=source, device=device)
+        # A named model or GGUF is recorded by name (or file): a checkpoint that keeps only LoRA
+        # adapters finds its base again even where the cache was cleared.
+        recorded = provenance(path_or_id) or source
+        return cls(model, tokenizer, sampling=sampling, base_model=recorded, base_weights=recorded, device=device)
+
+    @staticmethod
+    def is_model_source(spec: str | Path) -> bool:
+        """Whether :meth:`from_pretrained` takes ``spec`` (a named model, ``.gguf``, HF directory, hub id)."""
+        return is_model_source(spec)
 
     # ----------------------------------------------------------------- LoRA and reference
     def enable_lora(
