@@ -147,13 +147,23 @@ def make_env_fn(data: Path) -> Callable[[], gym.Env]:
     return make
 
 
+MODEL: dict[str, Any] = {"name": None, "lora_r": 0}  # --model / --lora-r: both sides build the same
+
+
 def make_policy(device: str, model_config: dict[str, Any], max_new_tokens: int | None) -> LMPolicy:
-    """The built-in model from seed 0 (float32 weights on every device); ``max_new_tokens`` set:
-    no end-of-turn before that many tokens."""
-    policy = LMPolicy.default(seed=0, device=device, **model_config)
+    """The model under test: the built-in model from seed 0 (float32 weights on every device) or
+    ``--model`` (+ LoRA of ``--lora-r``); ``max_new_tokens`` set: no end-of-turn before that many."""
+    torch.manual_seed(0)
+    if MODEL["name"] is None:
+        policy = LMPolicy.default(seed=0, device=device, **model_config)
+    else:
+        policy = LMPolicy.from_pretrained(MODEL["name"], device=device)
+    if MODEL["lora_r"]:
+        policy.enable_lora(MODEL["lora_r"], 2 * MODEL["lora_r"], 0.0)
     if max_new_tokens is not None:
         # generate() fills every field the policy's fresh GenerationConfig leaves unset from here.
-        policy.model.generation_config.min_new_tokens = max_new_tokens
+        base = policy.model.get_base_model() if policy.lora is not None else policy.model
+        base.generation_config.min_new_tokens = max_new_tokens
     return policy
 
 
@@ -396,7 +406,7 @@ def memory_pair(args: argparse.Namespace, fixed_mmap_threshold: bool) -> dict[st
     for kind in ("sft", "grpo"):
         command = [sys.executable, str(Path(__file__).resolve()), "--memory-child", kind, "--data", str(args.data),
                    "--device", args.device, "--memory-steps", str(args.memory_steps),
-                   "--memory-model-config", args.memory_model_config]
+                   "--memory-model-config", args.memory_model_config, *(["--model", args.model] if args.model else [])]
         done = subprocess.run(command, capture_output=True, text=True, check=False, env=env)
         if done.returncode != 0:
             sys.stderr.write(done.stderr)
@@ -447,8 +457,11 @@ def parse_args() -> argparse.Namespace:
                         help="LlamaConfig overrides for the memory runs, e.g. '{\"hidden_size\": 384}'")
     parser.add_argument("--skip-memory", action="store_true", help="skip the peak-memory subprocesses")
     parser.add_argument("--skip-throughput", action="store_true", help="only the peak-memory subprocesses")
+    parser.add_argument("--model", default=None, help="a named model, .gguf or HF directory instead of the built-in one")
+    parser.add_argument("--lora-r", type=int, default=0, help="train LoRA adapters of this rank (both sides; alpha 2r)")
     parser.add_argument("--memory-child", choices=("sft", "grpo"), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    MODEL.update(name=args.model, lora_r=args.lora_r)
     if args.quick:
         args.rounds, args.warmup, args.steps, args.memory_steps = 1, 1, 2, 1
     try:
@@ -569,7 +582,8 @@ def main() -> None:
                     "transformers": __import__("transformers").__version__, "trl": trl_version,
                     "torch_threads": torch.get_num_threads(), "cpus": os.cpu_count(),
                     "load_average": list(os.getloadavg())},
-        "model": {"name": "LMPolicy.default(seed=0)", "parameters": make_policy("cpu", {}, None).num_parameters(),
+        "model": {"name": args.model or "LMPolicy.default(seed=0)", "lora_r": args.lora_r,
+                  "parameters": make_policy("cpu", {}, None).num_parameters(),
                   "dtype": "float32", "device": args.device},
     }
     if not args.skip_throughput:

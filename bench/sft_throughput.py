@@ -104,8 +104,23 @@ def window(clock: StepClock, fed: list[tuple[int, int, int]], first: int, last: 
             "tokens_per_cpu_s": tokens / cpu_seconds, "padding_share": 1 - tokens / max(padded, 1)}
 
 
+MODEL: dict[str, Any] = {"name": None, "lora_r": 0}  # set by --model / --lora-r: both sides build the same
+
+
+def make_policy() -> LMPolicy:
+    """The model under test, freshly built: the built-in default, or ``--model`` (+ LoRA)."""
+    torch.manual_seed(0)
+    if MODEL["name"] is None:
+        policy = LMPolicy.default(seed=0)
+    else:
+        policy = LMPolicy.from_pretrained(MODEL["name"], device="cpu")
+    if MODEL["lora_r"]:
+        policy.enable_lora(MODEL["lora_r"], 2 * MODEL["lora_r"], 0.0)
+    return policy
+
+
 def run_ours(conversations: list, batch_size: int, max_length: int, warmup: int, steps: int) -> dict[str, float]:
-    policy = LMPolicy.default(seed=0)
+    policy = make_policy()
     config = sft.SFTConfig(batch_size=batch_size, max_length=max_length, max_steps=warmup + steps, val_ratio=0.0,
                            log_every=10**9, eval_every=10**9, save_every=10**9, warmup_steps=1)
     agent = sft.SFTAgent(policy, config, run=None, seed=0)
@@ -132,8 +147,14 @@ def run_trl(conversations: list, batch_size: int, max_length: int, warmup: int, 
     from transformers import TrainerCallback
     from trl import SFTConfig, SFTTrainer
 
-    policy = LMPolicy.default(seed=0)
+    policy = make_policy()
     clock, fed = StepClock(), []
+    # A template with {% generation %} marks (the built-in one) gives TRL assistant-only masks from
+    # "messages"; one without (SmolLM2's ChatML) needs the prompt / completion form instead, the
+    # same masks for these single-turn conversations.
+    marks = "generation" in (policy.tokenizer.chat_template or "")
+    rows = [{"messages": c} for c in conversations] if marks else \
+        [{"prompt": c[:-1], "completion": c[-1:]} for c in conversations]
 
     class Clock(TrainerCallback):
         def on_step_end(self, args, state, control, **kwargs):
@@ -141,12 +162,12 @@ def run_trl(conversations: list, batch_size: int, max_length: int, warmup: int, 
 
     args = SFTConfig(
         output_dir=str(scratch), per_device_train_batch_size=batch_size, max_length=max_length,
-        max_steps=warmup + steps, learning_rate=1e-3, assistant_only_loss=True, packing=False,
+        max_steps=warmup + steps, learning_rate=1e-3, assistant_only_loss=marks, packing=False,
         padding_free=False, gradient_checkpointing=False, bf16=False, fp16=False, use_cpu=True,
         eval_strategy="no", save_strategy="no", logging_steps=10**9, report_to=[], disable_tqdm=True,
         dataloader_num_workers=0, dataloader_pin_memory=False, seed=0)
     trainer = SFTTrainer(model=policy.model, args=args, processing_class=policy.tokenizer,
-                         train_dataset=Dataset.from_list([{"messages": c} for c in conversations]),
+                         train_dataset=Dataset.from_list(rows),
                          callbacks=[Clock()])
     collate = trainer.data_collator
 
@@ -183,14 +204,17 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=10, help="timed optimizer steps per side per round")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--skip-batch-epochs", action="store_true", help="skip the batch 32 vs batch 1 epochs")
+    parser.add_argument("--model", default=None, help="a named model, .gguf or HF directory instead of the built-in one")
+    parser.add_argument("--lora-r", type=int, default=0, help="train LoRA adapters of this rank (both sides; alpha 2r)")
     args = parser.parse_args()
+    MODEL.update(name=args.model, lora_r=args.lora_r)
     if not (args.data / "answers.txt").is_file():
         sys.exit(f"no {args.data / 'answers.txt'}: pass --data DIR with the official Wordle lists")
 
     start = time.perf_counter()
     conversations = demonstrations(args.data, args.answers)
     prep_s = time.perf_counter() - start
-    probe = LMPolicy.default(seed=0)
+    probe = make_policy()
     lengths = [len(probe.tokenizer.apply_chat_template(c, tokenize=True, return_dict=True)["input_ids"])
                for c in conversations]
     params = sum(p.numel() for p in probe.model.parameters())
@@ -258,8 +282,8 @@ def main() -> None:
                     "transformers": __import__("transformers").__version__, "trl": trl_version,
                     "torch_threads": torch.get_num_threads(), "cpus": os.cpu_count(),
                     "load_average": list(os.getloadavg())},
-        "model": {"name": "LMPolicy.default(seed=0)", "parameters": params, "dtype": "float32",
-                  "device": "cpu"},
+        "model": {"name": args.model or "LMPolicy.default(seed=0)", "lora_r": args.lora_r, "parameters": params,
+                  "dtype": "float32", "device": "cpu"},
         "data": {"source": "wordle solver, compact prompt, think=none", "answers": args.answers,
                  "conversations": len(conversations), "tokens_mean": statistics.mean(lengths),
                  "tokens_max": max(lengths), "prep_s": prep_s},

@@ -178,7 +178,10 @@ class SFTAgent(PolicyAgent):
         self.policy.model.eval()
         total_loss, correct, count = 0.0, 0, 0
         order = sorted(range(len(val)), key=lambda i: len(val.ids[i]))
-        for start in range(0, len(order), self.config.batch_size):
+        # With a real model a validation pass takes minutes on a CPU: show where it is.
+        starts = tqdm(range(0, len(order), self.config.batch_size), desc="validation", unit="batch",
+                      file=sys.stderr, disable=None, leave=False)
+        for start in starts:
             batch = val.batch(order[start : start + self.config.batch_size], self.policy.tokenizer.pad_token_id)
             loss, right, n = masked_loss(self.policy, batch)
             total_loss += float(loss) * int(n)

@@ -1,1 +1,1 @@
-"""The command lines: train, evaluate, filtered, pipeline, plot (``python -m agents.<name>``)."""
+"""The command lines: train, evaluate, filtered, pipeline, plot, models (``python -m agents.<name>``)."""
