@@ -127,10 +127,10 @@ def run_ours(conversations: list, batch_size: int, max_length: int, warmup: int,
     clock, fed = StepClock(), []
     original = sft.masked_loss
 
-    def recording_loss(policy_: LMPolicy, batch: dict[str, torch.Tensor]):
+    def recording_loss(policy_: LMPolicy, batch: dict[str, torch.Tensor], module: Any = None):
         attention = batch["attention_mask"]
         fed.append((int(attention.sum()), int(batch["loss_mask"][:, 1:].sum()), attention.numel()))
-        return original(policy_, batch)
+        return original(policy_, batch, module)
 
     sft.masked_loss = recording_loss  # learn() looks the name up in its module at call time
     try:

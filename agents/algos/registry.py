@@ -30,6 +30,7 @@ class Algorithm:
     agent: str  # "module:Class"
     learns_from: LearnsFrom
     summary: str
+    distributed: bool = False  # runs under torchrun with several processes (agents.core.distributed)
 
     def agent_class(self) -> Any:
         module, name = self.agent.split(":")
@@ -38,7 +39,7 @@ class Algorithm:
 
 ALGORITHMS: tuple[Algorithm, ...] = (
     Algorithm("sft", ("text",), SFTConfig, "agents.algos.sft:SFTAgent", "demonstrations",
-              "supervised fine-tuning of a language model on conversations"),
+              "supervised fine-tuning of a language model on conversations", distributed=True),
     Algorithm("sft", ("box",), BCConfig, "agents.algos.bc:BCAgent", "demonstrations",
               "behaviour cloning (+ DAgger) of a Gaussian MLP"),
     Algorithm("grpo", ("text",), GRPOConfig, "agents.algos.grpo:GRPOAgent", "environment",

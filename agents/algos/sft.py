@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from agents.algos.configs import SFTConfig
+from agents.core import distributed
 from agents.core.batching import bucketed_batches
 from agents.core.demonstrations import Conversation
 from agents.core.optim import adamw, cosine_lr, set_lr
@@ -63,9 +64,15 @@ class TokenizedSet:
     def batch(self, indices: Sequence[int], pad_id: int) -> dict[str, torch.Tensor]:
         return pad_right([self.ids[i] for i in indices], [self.masks[i] for i in indices], pad_id)
 
+    def scored(self, indices: Sequence[int]) -> int:
+        """Tokens the loss scores in these conversations (each one's first token predicts nothing)."""
+        return sum(sum(self.masks[i][1:]) for i in indices)
 
-def masked_loss(policy: LMPolicy, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(mean loss, correct predictions, scored tokens) over assistant tokens of a batch."""
+
+def masked_loss(policy: LMPolicy, batch: dict[str, torch.Tensor], module: torch.nn.Module | None = None
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(summed loss, correct predictions, scored tokens) over the assistant tokens of a batch;
+    the forward pass runs through ``module`` (the training wrapper of several processes) if given."""
     input_ids = batch["input_ids"].to(policy.device)
     attention = batch["attention_mask"].to(policy.device)
     mask = batch["loss_mask"].to(policy.device)[:, 1:].bool()
@@ -73,10 +80,10 @@ def masked_loss(policy: LMPolicy, batch: dict[str, torch.Tensor]) -> tuple[torch
     if count == 0:
         raise ValueError("a batch has an empty loss mask: no assistant tokens to train on")
     with policy.autocast():
-        logits = policy.model(input_ids=input_ids, attention_mask=attention, use_cache=False).logits[:, :-1]
+        logits = (module or policy.model)(input_ids=input_ids, attention_mask=attention, use_cache=False).logits[:, :-1]
     targets = input_ids[:, 1:]
     picked = logits[mask].float()
-    loss = F.cross_entropy(picked, targets[mask])
+    loss = F.cross_entropy(picked, targets[mask], reduction="sum")
     correct = (picked.argmax(-1) == targets[mask]).sum()
     return loss, correct, count
 
@@ -123,33 +130,44 @@ class SFTAgent(PolicyAgent):
         lengths = [len(x) for x in train.ids]
         batches = bucketed_batches(lengths, cfg.batch_size, self.seed + epoch)
         pad_id = policy.tokenizer.pad_token_id
-        bar = tqdm(total=budget, initial=step, desc="sft", unit="step", file=sys.stderr, disable=None)
+        bar = tqdm(total=budget, initial=step, desc="sft", unit="step", file=sys.stderr,
+                   disable=None if distributed.is_main() else True)
         policy.model.train()
+        module = distributed.wrap(policy.model)  # several processes: gradients averaged over ranks
         metrics: dict[str, float] = {}
         window_loss, window_tokens, window_start, tokens_seen = 0.0, 0, time.perf_counter(), 0
         while step < budget:
             set_lr(optimizer, lr_at(step))
             optimizer.zero_grad(set_to_none=True)
-            for _ in range(cfg.grad_accum_steps):
+            for micro in range(cfg.grad_accum_steps):
                 if cursor >= len(batches):
                     epoch, cursor = epoch + 1, 0
                     batches = bucketed_batches(lengths, cfg.batch_size, self.seed + epoch)
-                batch = train.batch(batches[cursor], pad_id)
+                # Every rank holds the same batches and trains on its share of each; the loss is
+                # normalised by the tokens of the whole batch, so any number of processes makes
+                # the same step (DDP averages the ranks' gradients: hence the factor size()).
+                indices = batches[cursor]
                 cursor += 1
-                loss, _, count = masked_loss(policy, batch)
-                (loss / cfg.grad_accum_steps).backward()
-                window_loss += float(loss.detach()) * int(count)
-                window_tokens += int(count)
-                tokens_seen += int(batch["attention_mask"].sum())
+                mine = distributed.shard(indices)
+                batch = train.batch(mine or indices[:1], pad_id)  # a rank with no share still syncs, at weight 0
+                loss_sum, _, count = masked_loss(policy, batch, module)
+                scale = distributed.size() / (train.scored(indices) * cfg.grad_accum_steps) if mine else 0.0
+                with distributed.syncing(module, last=micro == cfg.grad_accum_steps - 1):
+                    (loss_sum * scale).backward()
+                if mine:
+                    window_loss += float(loss_sum.detach())
+                    window_tokens += int(count)
+                    tokens_seen += int(batch["attention_mask"].sum())
             grad_norm = float(torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm))
             optimizer.step()
             step += 1
             bar.update(1)
             if step % cfg.log_every == 0 or step == budget:
                 elapsed = time.perf_counter() - window_start
-                metrics = {"train/loss": window_loss / max(window_tokens, 1), "train/lr": lr_at(step - 1),
+                loss_all, scored_all, seen_all = distributed.total([window_loss, window_tokens, tokens_seen])
+                metrics = {"train/loss": loss_all / max(scored_all, 1), "train/lr": lr_at(step - 1),
                            "train/grad_norm": grad_norm, "train/epoch": epoch + cursor / max(len(batches), 1),
-                           "train/tokens_per_s": tokens_seen / max(elapsed, 1e-9)}
+                           "train/tokens_per_s": seen_all / max(elapsed, 1e-9)}
                 self._log(metrics, step)
                 bar.set_postfix(loss=f"{metrics['train/loss']:.4f}", refresh=False)
                 window_loss, window_tokens, window_start, tokens_seen = 0.0, 0, time.perf_counter(), 0
@@ -178,14 +196,16 @@ class SFTAgent(PolicyAgent):
         self.policy.model.eval()
         total_loss, correct, count = 0.0, 0, 0
         order = sorted(range(len(val)), key=lambda i: len(val.ids[i]))
-        # With a real model a validation pass takes minutes on a CPU: show where it is.
-        starts = tqdm(range(0, len(order), self.config.batch_size), desc="validation", unit="batch",
-                      file=sys.stderr, disable=None, leave=False)
+        # With a real model a validation pass takes minutes on a CPU: show where it is. Several
+        # processes each score a share of the batches.
+        starts = tqdm(distributed.shard(range(0, len(order), self.config.batch_size)), desc="validation",
+                      unit="batch", file=sys.stderr, disable=None if distributed.is_main() else True, leave=False)
         for start in starts:
             batch = val.batch(order[start : start + self.config.batch_size], self.policy.tokenizer.pad_token_id)
-            loss, right, n = masked_loss(self.policy, batch)
-            total_loss += float(loss) * int(n)
+            loss_sum, right, n = masked_loss(self.policy, batch)
+            total_loss += float(loss_sum)
             correct += int(right)
             count += int(n)
-        return {"eval/loss": total_loss / max(count, 1), "eval/accuracy": correct / max(count, 1)}
+        loss_all, correct_all, count_all = distributed.total([total_loss, correct, count])
+        return {"eval/loss": loss_all / max(count_all, 1), "eval/accuracy": correct_all / max(count_all, 1)}
 

@@ -12,6 +12,7 @@ evaluation), or :func:`resume` for a run folder that exists.
 from __future__ import annotations
 
 import argparse
+import copy
 import shutil
 import sys
 from collections.abc import Sequence
@@ -19,8 +20,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from agents.algos.configs import TaskSplitSettings
 from agents.algos.registry import ALGORITHMS, NAMES, Algorithm, lookup
+from agents.core import distributed
 from agents.core.checkpoint import CheckpointError
 from agents.core.config import (
     EVAL_ALL,
@@ -160,6 +164,8 @@ def make_policy(run_config: RunConfig, config: Any, kind: ActionKind, resume_dir
         policy = lm.default(seed=run_config.seed, device=run_config.device, **config.model_config)
     if config.lora_r > 0 and policy.lora is None:
         policy.enable_lora(config.lora_r, config.lora_alpha, config.lora_dropout, config.lora_targets)
+    if distributed.rank() > 0:  # the same weights everywhere; each other rank samples with its own seed
+        torch.manual_seed(int(np.random.SeedSequence([run_config.seed, distributed.rank()]).generate_state(1)[0]))
     return policy
 
 
@@ -231,10 +237,11 @@ class Prepared:
     make_env: EnvFactory
 
 
-def prepare(resolved: Resolved, resume_dir: Path | None) -> Prepared:
-    """Policy and data for the algorithm, by what it learns from. The policy comes first: a bad
-    ``--init`` or ``--model`` fails before minutes of demonstration games."""
-    run_config, config, algorithm = resolved.run, resolved.config, resolved.algorithm
+def prepare(resolved: Resolved, run_config: RunConfig, resume_dir: Path | None) -> Prepared:
+    """Policy and data for the algorithm, by what it learns from, on ``run_config``'s device. The
+    policy comes first: a bad ``--init`` or ``--model`` fails before minutes of demonstration
+    games. Every rank of several processes prepares the same (from the same seed)."""
+    config, algorithm = resolved.config, resolved.algorithm
     make_env = make_env_fn(run_config.env, run_config.env_kwargs)
     if algorithm.learns_from == "episode_logs":
         policy, selection, split = algorithm.agent_class().prepare(run_config, config, resume_dir)
@@ -249,10 +256,11 @@ def prepare(resolved: Resolved, resume_dir: Path | None) -> Prepared:
 
 
 # ------------------------------------------------------------------------------ evaluation
-def final_evaluation(run: Run, run_config: RunConfig, policy: Any, split: TaskSplit | None) -> dict[str, Any]:
+def final_evaluation(run: Run | None, run_config: RunConfig, policy: Any, split: TaskSplit | None) -> dict[str, Any]:
     """``eval.json``: the policy on ``eval_episodes`` episodes (evaluation kwargs), or with a task
     split on its two halves (the training env's tasks); a Box-action policy beside the env's
-    scripted baseline on the same episodes."""
+    scripted baseline on the same episodes. Several processes each play a share of the episodes;
+    rank 0 (the one with the ``run``) writes and prints the merged report."""
     report: dict[str, Any] = {}
     eval_kwargs = {**run_config.env_kwargs, **run_config.eval_env_kwargs}
     seed = run_config.seed
@@ -270,18 +278,22 @@ def final_evaluation(run: Run, run_config: RunConfig, policy: Any, split: TaskSp
     for name, (episodes, kwargs) in sets.items():
         report[name] = evaluate(run_config.env, policy, env_kwargs=kwargs, episodes=episodes, seed=seed,
                                 batch_size=run_config.eval_batch_size,
-                                episodes_path=run.dir / f"eval_episodes_{name}.jsonl")
+                                episodes_path=run.dir / f"eval_episodes_{name}.jsonl" if run else None,
+                                progress=run is not None)
     baseline = baseline_policy(run_config.env, eval_kwargs)
     if baseline is not None and "all" in report:
         # The env's scripted baseline on the same episodes (same seeds, so the same start phases).
         report[baseline] = evaluate(run_config.env, baseline, env_kwargs=eval_kwargs, episodes=sets["all"][0],
                                     seed=seed, batch_size=run_config.eval_batch_size,
-                                    episodes_path=run.dir / f"eval_episodes_{baseline}.jsonl")
-        run.write_eval(report)
+                                    episodes_path=run.dir / f"eval_episodes_{baseline}.jsonl" if run else None,
+                                    progress=run is not None)
+    if run is None:
+        return report
+    run.write_eval(report)
+    if baseline is not None and "all" in report:
         print(f"\n== evaluation: policy vs {baseline}, same {report['all']['episodes']} episodes ==\n"
               f"{format_comparison(report)}")
         return report
-    run.write_eval(report)
     for name, summary in report.items():
         print(f"\n== evaluation: {name} ==\n{format_table(summary)}")
     return report
@@ -304,48 +316,71 @@ def train(resolved: Resolved, *, resume_dir: Path | None = None, resuming: bool 
           overwrite: bool = False, evaluate_after: bool = True) -> int:
     """Check, prepare, train and evaluate one run; the exit status (2: bad input, nothing written).
     ``resuming``: the run folder is this run's own (``resume_dir`` None: it starts over)."""
-    run_config = resolved.run
     try:
+        if distributed.requested() and not resolved.algorithm.distributed:
+            raise ConfigError(f"agent {resolved.algorithm.name!r} runs in one process for now; start it without "
+                              "torchrun (or with --nproc_per_node 1)")
+        # Several processes (torchrun): each rank its own device; one run folder, rank 0's.
+        run_config = copy.copy(resolved.run)
+        run_config.device = distributed.start(run_config.device)
         check_device(run_config.device)
         check_envs(run_config)
         run_dir = Path(run_config.run_dir) if run_config.run_dir else Run.default_dir(
             run_config.env, run_config.agent, run_config.seed)
-        check_run_dir(run_dir, resume=resuming, overwrite=overwrite)
-        prepared = prepare(resolved, resume_dir)
+        run_dir = distributed.broadcast(run_dir)
+        if distributed.is_main():
+            check_run_dir(run_dir, resume=resuming, overwrite=overwrite)
+        distributed.barrier()
+        prepared = prepare(resolved, run_config, resume_dir)
+        failed = None
     except ERRORS as err:
-        print(f"error: {err}", file=sys.stderr)
+        failed = str(err)
+    main_rank = distributed.is_main()
+    failures = [f for f in distributed.gather([failed]) if f] if distributed.size() > 1 else [failed] if failed else []
+    if failures:
+        if main_rank or failed:
+            print(f"error: {failed or failures[0]}", file=sys.stderr)
         return 2
 
-    if overwrite and run_dir.exists():
-        print(f"--overwrite: deleting the earlier run in {run_dir}", file=sys.stderr)
-        shutil.rmtree(run_dir)
-    run = Run(run_dir, {**resolved.as_dict, "run_dir": str(run_dir)})
-    if resuming and resume_dir is None:
-        run.start_over()  # nothing of the interrupted attempt may mix with the new one
-    if prepared.split is not None:
-        write_split(run.dir, prepared.split)
+    run = None
+    if main_rank:
+        if overwrite and run_dir.exists():
+            print(f"--overwrite: deleting the earlier run in {run_dir}", file=sys.stderr)
+            shutil.rmtree(run_dir)
+        run = Run(run_dir, {**resolved.as_dict, "run_dir": str(run_dir)})
+        if resuming and resume_dir is None:
+            run.start_over()  # nothing of the interrupted attempt may mix with the new one
+        if prepared.split is not None:
+            write_split(run.dir, prepared.split)
     policy = prepared.policy
-    data_note = f"; {len(prepared.data):,} demonstration conversations" if isinstance(prepared.data, list) else ""
-    print(f"run folder: {run.dir}\npolicy: {policy.num_parameters():,} parameters "
-          f"({policy.num_parameters(trainable_only=True):,} trainable) on {policy.device}{data_note}",
-          file=sys.stderr)
-    if resume_dir is not None:
-        print(f"resuming from {resume_dir}", file=sys.stderr)
+    if main_rank:
+        data_note = f"; {len(prepared.data):,} demonstration conversations" if isinstance(prepared.data, list) else ""
+        processes = f" x {distributed.size()} processes" if distributed.size() > 1 else ""
+        print(f"run folder: {run_dir}\npolicy: {policy.num_parameters():,} parameters "
+              f"({policy.num_parameters(trainable_only=True):,} trainable) on {policy.device}{processes}{data_note}",
+              file=sys.stderr)
+        if resume_dir is not None:
+            print(f"resuming from {resume_dir}", file=sys.stderr)
     agent = resolved.algorithm.agent_class()(policy, resolved.config, run=run, seed=run_config.seed)
     try:
         agent.learn(prepared.make_env, demos=prepared.data, resume_from=resume_dir)
     except KeyboardInterrupt:
-        print(f"\ninterrupted; resume with: python -m agents.train --resume {run.dir}", file=sys.stderr)
-        run.close()
+        if main_rank:
+            print(f"\ninterrupted; resume with: python -m agents.train --resume {run_dir}", file=sys.stderr)
+        if run is not None:
+            run.close()
         return 130
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
-        run.close()
+        if run is not None:
+            run.close()
         return 2
     if evaluate_after and run_config.evaluates:
         final_evaluation(run, run_config, policy, prepared.split)
-    run.close()
-    print(f"\nfinal checkpoint: {run.final_dir}")
+    if run is not None:
+        run.close()
+        print(f"\nfinal checkpoint: {run.final_dir}")
+    distributed.barrier()
     return 0
 
 
@@ -466,7 +501,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ERRORS as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    return train(resolved, overwrite=args.overwrite, evaluate_after=not args.no_eval)
+    try:
+        return train(resolved, overwrite=args.overwrite, evaluate_after=not args.no_eval)
+    finally:
+        distributed.stop()
 
 
 if __name__ == "__main__":

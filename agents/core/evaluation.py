@@ -18,6 +18,7 @@ import gymnasium as gym
 import numpy as np
 from tqdm import tqdm
 
+from agents.core import distributed
 from agents.core.config import EVAL_ALL
 from agents.core.envs import make_env_fn
 from agents.core.loading import load_policy
@@ -94,7 +95,8 @@ def evaluate(
                 flags = ", ".join("--" + k.replace("_", "-") for k in sampling)
                 raise ValueError(f"{flags} applies to language-model policies only")
             setattr(policy, "sampling", dataclasses.replace(own, **sampling))  # noqa: B010
-        specs = episode_specs(probe, episodes, seed)
+        # Several processes (torchrun) each play every N-th episode; all get the merged list.
+        specs = distributed.shard(episode_specs(probe, episodes, seed))
         bar = tqdm(total=len(specs), desc=f"eval {env_id}", unit="ep", disable=not progress, file=sys.stderr)
         done: list[Episode] = []
 
@@ -105,10 +107,10 @@ def evaluate(
             if postfix:
                 bar.set_postfix(postfix, refresh=False)
 
-        results = play_episodes(make, policy, specs, batch_size=batch_size, deterministic=deterministic,
-                                on_episode=on_episode)
+        results = distributed.gather(play_episodes(make, policy, specs, batch_size=batch_size,
+                                                   deterministic=deterministic, on_episode=on_episode))
         bar.close()
-        if episodes_path is not None:
+        if episodes_path is not None and distributed.is_main():
             write_episodes(episodes_path, results, append=False)
         return {**summarize(probe, results), "policy": policy_name}
     finally:

@@ -219,5 +219,7 @@ def test_gsm8k_configs_run_unchanged_on_a_local_qwen2_checkpoint(tmp_path: Path)
     from transformers import AutoTokenizer
 
     prompt = AutoTokenizer.from_pretrained(model_dir).decode(episode["tokens"][0]["prompt_ids"])
-    assert prompt.startswith("<|im_start|>user\n") and prompt.endswith("<|im_start|>assistant\n")
+    # chat style: the env's system message, then the question, rendered by the checkpoint's template
+    assert prompt.startswith("<|im_start|>system\nYou are a careful math tutor.") and "<|im_start|>user\n" in prompt
+    assert prompt.endswith("<|im_start|>assistant\n")
     assert "####" in prompt  # the env's instruction reached the model through the checkpoint's template

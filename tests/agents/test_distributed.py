@@ -1,0 +1,72 @@
+"""Past one process: the real command line under ``torchrun`` with 2 gloo processes on the CPU.
+The config's batch is the global batch, so SFT on 2 processes takes the same optimisation steps
+as on 1 (losses and final weights equal within float32 summation-order noise), rank 0 alone
+writes the run folder, and evaluation episodes are split between the ranks and merged once."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from agents.cli.plot import read_scalars
+from agents.policies.lm.policy import LMPolicy
+
+ROOT = Path(__file__).resolve().parents[2]
+ANSWERS = ["crane", "slate", "pious", "ghost", "lemon", "brick", "eagle", "tried", "abbey", "geese"]
+TINY = "{hidden_size: 32, num_hidden_layers: 1, intermediate_size: 64, num_attention_heads: 2, num_key_value_heads: 2}"
+SFT = ["--env", "Wordle-v0", "--env-kwargs", json.dumps({"answers": ANSWERS}), "--set", f"model_config={TINY}",
+       "--set", "max_steps=5", "--set", "batch_size=8", "--set", "log_every=1", "--set", "val_ratio=0.2",
+       "--set", "eval_every=5", "--set", "save_every=2", "--set", "eval_episodes=6"]
+
+
+def launch(*argv: str, processes: int = 1, timeout: int = 240) -> subprocess.CompletedProcess:
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    prefix = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={processes}"] \
+        if processes > 1 else [sys.executable]
+    return subprocess.run([*prefix, "-m", "agents.train", *argv], capture_output=True, text=True, cwd=ROOT, env=env,
+                          timeout=timeout)
+
+
+def test_sft_on_two_processes_takes_the_same_steps_as_on_one(tmp_path: Path) -> None:
+    one, two = tmp_path / "one", tmp_path / "two"
+    single = launch(*SFT, "--run-dir", str(one))
+    assert single.returncode == 0, single.stderr
+    double = launch(*SFT, "--run-dir", str(two), processes=2)
+    assert double.returncode == 0, double.stderr
+    assert "x 2 processes" in double.stderr and double.stdout.count("final checkpoint") == 1  # rank 0 speaks
+
+    a, b = read_scalars(one), read_scalars(two)
+    for tag in ("train/loss", "train/grad_norm", "eval/loss", "eval/accuracy"):
+        steps = [s for s, _ in a[tag]]
+        assert steps == [s for s, _ in b[tag]], tag
+        # The same global batches; only the order of float32 sums differs between 1 and 2 processes.
+        assert [v for _, v in b[tag]] == pytest.approx([v for _, v in a[tag]], rel=1e-4, abs=1e-6), tag
+    first, second = LMPolicy.load(one / "final", device="cpu"), LMPolicy.load(two / "final", device="cpu")
+    for (name, p), q in zip(first.model.named_parameters(), second.model.parameters(), strict=True):
+        torch.testing.assert_close(q, p, rtol=1e-4, atol=1e-5, msg=name)
+
+    # One run folder, written once: the checkpoints rank 0 saved, one set of TensorBoard events.
+    assert sorted(p.name for p in (two / "checkpoints").iterdir()) == ["step_2", "step_4"]
+    assert len(list(two.glob("events.out.tfevents.*"))) == len(list(one.glob("events.out.tfevents.*")))
+    report_one = json.loads((one / "eval.json").read_text())
+    report_two = json.loads((two / "eval.json").read_text())
+    assert set(report_one) == set(report_two)
+    for name in report_one:  # every evaluation episode once, in task order, though the ranks split them
+        played = [json.loads(line)["info"]["answer"] for line in (two / f"eval_episodes_{name}.jsonl").read_text().splitlines()]
+        assert played == [json.loads(line)["info"]["answer"]
+                          for line in (one / f"eval_episodes_{name}.jsonl").read_text().splitlines()]
+        assert report_two[name]["episodes"] == report_one[name]["episodes"]
+
+
+def test_an_agent_that_runs_in_one_process_says_so_under_torchrun(tmp_path: Path) -> None:
+    result = launch("--agent", "grpo", "--env", "Wordle-v0", "--env-kwargs", json.dumps({"answers": ANSWERS}),
+                    "--set", f"model_config={TINY}", "--run-dir", str(tmp_path / "run"), processes=2)
+    assert result.returncode != 0
+    assert "agent 'grpo' runs in one process for now" in result.stderr
+    assert not (tmp_path / "run").exists()
