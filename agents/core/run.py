@@ -21,6 +21,7 @@ from typing import Any
 
 import yaml
 
+from agents.core import distributed
 from agents.core.checkpoint import MANIFEST, read_manifest, remove_staging, write_json_atomic
 from agents.core.trajectory import Episode, write_episodes
 
@@ -137,7 +138,8 @@ class Run:
         target = self.checkpoint_dir(step)
         policy.save(target)
         state = {**state, "episodes_bytes": self.episodes_path.stat().st_size if self.episodes_path.is_file() else 0,
-                 "log_step": -1 if self._last_log_step is None else self._last_log_step}
+                 "log_step": -1 if self._last_log_step is None else self._last_log_step,
+                 "processes": distributed.size()}
         payload = {**state, "optimizer": optimizer.state_dict(), "torch_rng": torch.get_rng_state(),
                    "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
         summary = {k: v for k, v in state.items() if isinstance(v, int | float | str)}
@@ -209,6 +211,12 @@ def load_trainer_state(checkpoint: str | Path, optimizer: Any, run: Run | None =
         torch.cuda.set_rng_state_all(cuda_rng)
     if run is not None:
         run.rollback(state)
+    saved_by = int(state.get("processes", 1))
+    if saved_by != distributed.size() and distributed.is_main():
+        # The global batch does not depend on the process count, so the run goes on as it was.
+        print(f"note: {checkpoint} was written by {saved_by} process(es) and resumes on {distributed.size()}: "
+              "the global batch is the same, so the optimisation continues unchanged (but for float "
+              "summation order)", file=sys.stderr)
     return state
 
 

@@ -70,3 +70,22 @@ def test_an_agent_that_runs_in_one_process_says_so_under_torchrun(tmp_path: Path
     assert result.returncode != 0
     assert "agent 'grpo' runs in one process for now" in result.stderr
     assert not (tmp_path / "run").exists()
+
+
+def test_a_run_killed_under_torchrun_resumes_under_torchrun_and_on_one_process(tmp_path: Path) -> None:
+    whole = tmp_path / "whole"
+    assert launch(*SFT, "--set", "eval_episodes=0", "--run-dir", str(whole), processes=2).returncode == 0
+    for resumed_on in (2, 1):
+        cut = tmp_path / f"cut{resumed_on}"  # as if killed after the step-2 checkpoint
+        import shutil
+
+        shutil.copytree(whole, cut)
+        shutil.rmtree(cut / "final")
+        shutil.rmtree(cut / "checkpoints" / "step_4")
+        result = launch("--resume", str(cut), processes=resumed_on)
+        assert result.returncode == 0, result.stderr
+        assert "resuming from" in result.stderr and "step_2" in result.stderr
+        assert ("written by 2 process(es) and resumes on 1" in result.stderr) == (resumed_on == 1)
+        first, second = LMPolicy.load(whole / "final", device="cpu"), LMPolicy.load(cut / "final", device="cpu")
+        for (name, p), q in zip(first.model.named_parameters(), second.model.parameters(), strict=True):
+            torch.testing.assert_close(q, p, rtol=1e-4, atol=1e-5, msg=name)
