@@ -45,6 +45,7 @@ import torch
 from tqdm import tqdm
 
 from agents.algos.configs import FilteredConfig
+from agents.core import distributed
 from agents.core.batching import bucketed_batches
 from agents.core.checkpoint import MANIFEST, write_json_atomic
 from agents.core.config import RunConfig
@@ -348,18 +349,20 @@ def prepare(run_config: RunConfig, cfg: FilteredConfig,
 
 
 # ------------------------------------------------------------------------------ the losses
-def lm_nll(policy: Any, turns: Sequence[TurnTokens]) -> tuple[torch.Tensor, int]:
-    """Mean negative log-likelihood of the completion ids given the prompt ids (token mean)."""
+def lm_nll(policy: Any, turns: Sequence[TurnTokens], module: Any = None) -> tuple[torch.Tensor, int]:
+    """Summed negative log-likelihood of the completion ids given the prompt ids, and their count.
+    (``module``: the training wrapper of several processes, the forward pass runs through it.)"""
     batch = policy.batch_turns(turns)
-    logprobs = policy.token_logprobs(batch["input_ids"], batch["attention_mask"], temperature=1.0)
+    logprobs = policy.token_logprobs(batch["input_ids"], batch["attention_mask"], temperature=1.0, module=module)
     mask = batch["loss_mask"].to(logprobs.device, logprobs.dtype)
-    count = int(mask.sum())
-    return -(logprobs * mask).sum() / max(count, 1), count
+    return -(logprobs * mask).sum(), int(mask.sum())
 
 
-def mlp_nll(policy: Any, obs: torch.Tensor, actions: torch.Tensor) -> tuple[torch.Tensor, int]:
-    """Mean negative log-likelihood of the actions (summed over action dimensions) per step."""
-    return -policy.log_prob(obs, actions).mean(), len(obs)
+def mlp_nll(policy: Any, obs: torch.Tensor, actions: torch.Tensor, module: Any = None) -> tuple[torch.Tensor, int]:
+    """Summed negative log-likelihood of the actions (over action dimensions and steps), and the steps."""
+    mean = (module or policy)(obs)  # forward() is the action mean of raw observations
+    dist = torch.distributions.Normal(mean, policy.log_std.exp().expand_as(mean))
+    return -dist.log_prob(actions.to(mean.device, torch.float32)).sum(), len(obs)
 
 
 # ------------------------------------------------------------------------------ the agent
@@ -411,14 +414,19 @@ class FilteredAgent(PolicyAgent):
 
         steps_per_epoch = math.ceil(train.size / cfg.batch_size)
         bar = tqdm(total=budget * steps_per_epoch, initial=step, desc="filtered", unit="step",
-                   file=sys.stderr, disable=None)
+                   file=sys.stderr, disable=None if distributed.is_main() else True)
+        module = distributed.wrap(self.policy.model if self.is_lm else self.policy)  # several processes: DDP
         metrics: dict[str, float] = {}
         window_loss, window_count = 0.0, 0
         while epoch < budget:
             self.train_mode(True)
             started = time.perf_counter()
             for indices in bucketed_batches(train.lengths, cfg.batch_size, self.seed + epoch):
-                loss, count = train.loss(self.policy, indices)
+                # As in sft: every rank holds the batch and trains on its share, normalised by the
+                # whole batch (DDP averages the ranks' gradients, hence the factor size()).
+                mine = distributed.shard(indices)
+                loss_sum, count = train.loss(self.policy, mine or indices[:1], module)
+                loss = loss_sum * (distributed.size() / train.scored(indices) if mine else 0.0)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 grad_norm = float(torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm))
@@ -426,10 +434,12 @@ class FilteredAgent(PolicyAgent):
                     optimizer.step()
                 step += 1
                 bar.update(1)
-                window_loss += float(loss.detach()) * count
-                window_count += count
+                if mine:
+                    window_loss += float(loss_sum.detach())
+                    window_count += count
                 if step % cfg.log_every == 0:
-                    metrics = {"train/loss": window_loss / max(window_count, 1), "train/grad_norm": grad_norm,
+                    loss_all, count_all = distributed.total([window_loss, window_count])
+                    metrics = {"train/loss": loss_all / max(count_all, 1), "train/grad_norm": grad_norm,
                                "train/lr": cfg.learning_rate, "train/epoch": epoch + 1}
                     self._log(metrics, step)
                     bar.set_postfix(loss=f"{metrics['train/loss']:.4f}", refresh=False)
@@ -467,11 +477,12 @@ class FilteredAgent(PolicyAgent):
     def validate(self, val: _Samples) -> float:
         self.train_mode(False)
         total, count = 0.0, 0
-        for start in range(0, val.size, self.config.batch_size):
-            loss, n = val.loss(self.policy, list(range(start, min(start + self.config.batch_size, val.size))))
-            total += float(loss) * n
+        for start in distributed.shard(range(0, val.size, self.config.batch_size)):
+            loss_sum, n = val.loss(self.policy, list(range(start, min(start + self.config.batch_size, val.size))))
+            total += float(loss_sum)
             count += n
-        return total / max(count, 1)
+        total_all, count_all = distributed.total([total, count])
+        return total_all / max(count_all, 1)
 
     def parameters(self) -> list[torch.nn.Parameter]:
         if self.is_lm:
@@ -487,7 +498,11 @@ class _Samples:
     size: int
     lengths: list[int]
 
-    def loss(self, policy: Any, indices: Sequence[int]) -> tuple[torch.Tensor, int]:
+    def loss(self, policy: Any, indices: Sequence[int], module: Any = None) -> tuple[torch.Tensor, int]:
+        """(summed loss, scored count) of the samples at ``indices``."""
+        raise NotImplementedError
+
+    def scored(self, indices: Sequence[int]) -> int:
         raise NotImplementedError
 
 
@@ -497,8 +512,11 @@ class _TurnSamples(_Samples):
         self.size = len(self.turns)
         self.lengths = [len(t.prompt_ids) + len(t.completion_ids) for t in self.turns]
 
-    def loss(self, policy: Any, indices: Sequence[int]) -> tuple[torch.Tensor, int]:
-        return lm_nll(policy, [self.turns[i] for i in indices])
+    def loss(self, policy: Any, indices: Sequence[int], module: Any = None) -> tuple[torch.Tensor, int]:
+        return lm_nll(policy, [self.turns[i] for i in indices], module)
+
+    def scored(self, indices: Sequence[int]) -> int:
+        return sum(len(self.turns[i].completion_ids) for i in indices)
 
 
 class _StepSamples(_Samples):
@@ -507,6 +525,9 @@ class _StepSamples(_Samples):
         self.size = len(obs)
         self.lengths = [1] * self.size
 
-    def loss(self, policy: Any, indices: Sequence[int]) -> tuple[torch.Tensor, int]:
+    def loss(self, policy: Any, indices: Sequence[int], module: Any = None) -> tuple[torch.Tensor, int]:
         index = torch.as_tensor(indices, device=self.obs.device)
-        return mlp_nll(policy, self.obs[index], self.actions[index])
+        return mlp_nll(policy, self.obs[index], self.actions[index], module)
+
+    def scored(self, indices: Sequence[int]) -> int:
+        return len(indices)

@@ -47,7 +47,7 @@ ALGORITHMS: tuple[Algorithm, ...] = (
     Algorithm("trpo", ("box",), TRPOConfig, "agents.algos.trpo:TRPOAgent", "environment",
               "trust-region policy optimisation with a GAE critic"),
     Algorithm("filtered", ("text", "box"), FilteredConfig, "agents.algos.filtered:FilteredAgent", "episode_logs",
-              "reward-filtered fine-tuning of an RL checkpoint on its best logged episodes"),
+              "reward-filtered fine-tuning of an RL checkpoint on its best logged episodes", distributed=True),
 )
 NAMES: tuple[str, ...] = tuple(dict.fromkeys(a.name for a in ALGORITHMS))
 

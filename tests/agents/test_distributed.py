@@ -89,3 +89,41 @@ def test_a_run_killed_under_torchrun_resumes_under_torchrun_and_on_one_process(t
         first, second = LMPolicy.load(whole / "final", device="cpu"), LMPolicy.load(cut / "final", device="cpu")
         for (name, p), q in zip(first.model.named_parameters(), second.model.parameters(), strict=True):
             torch.testing.assert_close(q, p, rtol=1e-4, atol=1e-5, msg=name)
+
+
+def filtered_weights(run_dir: Path) -> dict[str, torch.Tensor]:
+    from safetensors.torch import load_file
+
+    files = sorted((run_dir / "final").rglob("*.safetensors"))
+    assert files, run_dir
+    return {f"{f.parent.name}/{k}": v for f in files for k, v in load_file(str(f)).items()}
+
+
+@pytest.mark.parametrize("kind", ["language model", "gaussian mlp"])
+def test_filtered_on_two_processes_matches_one(tmp_path: Path, kind: str) -> None:
+    rl = tmp_path / "rl"
+    if kind == "language model":
+        made = launch("--agent", "grpo", "--env", "Wordle-v0", "--env-kwargs", json.dumps({"answers": ANSWERS}),
+                      "--set", f"model_config={TINY}", "--set", "iterations=2", "--set", "prompts_per_step=4",
+                      "--set", "group_size=2", "--set", "max_new_tokens=8", "--no-eval", "--run-dir", str(rl))
+    else:
+        made = launch("--agent", "trpo", "--env", "HumanoidMimic-v0", "--set", "hidden=[16]", "--set", "critic_hidden=[16]",
+                      "--set", "total_steps=256", "--set", "n_envs=2", "--set", "n_steps=128", "--no-eval",
+                      "--run-dir", str(rl))
+    assert made.returncode == 0, made.stderr
+    runs = {}
+    for processes in (1, 2):
+        out = tmp_path / f"filtered{processes}"
+        result = launch("--agent", "filtered", "--env", "Wordle-v0" if kind == "language model" else "HumanoidMimic-v0",
+                        *(["--env-kwargs", json.dumps({"answers": ANSWERS})] if kind == "language model" else []),
+                        "--set", f"rl_log={rl / 'episodes.jsonl'}", "--set", "top_fraction=1.0", "--set", "epochs=2",
+                        "--set", "batch_size=5", "--set", "val_fraction=0.2", "--no-eval", "--run-dir", str(out),
+                        processes=processes)
+        assert result.returncode == 0, result.stderr
+        runs[processes] = out
+    one, two = filtered_weights(runs[1]), filtered_weights(runs[2])
+    assert one.keys() == two.keys()
+    for name in one:
+        torch.testing.assert_close(two[name], one[name], rtol=1e-4, atol=1e-5, msg=name)
+    a, b = read_scalars(runs[1]), read_scalars(runs[2])
+    assert [v for _, v in b["eval/loss"]] == pytest.approx([v for _, v in a["eval/loss"]], rel=1e-4)

@@ -395,8 +395,8 @@ def test_grpo_logs_are_trained_on_their_recorded_ids_and_masks(tmp_path: Path) -
             if ep.info["grpo"]["trained"]:
                 assert batch["loss_mask"][0].tolist() == mask
     with torch.no_grad():
-        loss, count = lm_nll(policy, turns)
-        expected = -policy.log_prob_tokens(turns, temperature=1.0).sum() / count
+        loss, count = lm_nll(policy, turns)  # summed over the completion tokens
+        expected = -policy.log_prob_tokens(turns, temperature=1.0).sum()
     assert count == sum(len(t.completion_ids) for t in turns)
     assert float(loss) == pytest.approx(float(expected), rel=1e-5)
     metrics = agent.learn(demos=selection.kept)

@@ -411,7 +411,8 @@ class LMPolicy:
 
     # ----------------------------------------------------------------- scoring (differentiable)
     def token_logprobs(
-        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, temperature: float = 1.0
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, temperature: float = 1.0,
+        module: torch.nn.Module | None = None,
     ) -> torch.Tensor:
         """Teacher-forced ``log p(input_ids[:, t] | input_ids[:, :t])``, shape ``(batch, length)``.
 
@@ -423,7 +424,9 @@ class LMPolicy:
         attention_mask = attention_mask.to(self.device)
         position_ids = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
         with self.autocast():
-            output = self.model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids)
+            # ``module``: the model's training wrapper when several processes train it together
+            output = (module or self.model)(input_ids=input_ids, attention_mask=attention_mask,
+                                            position_ids=position_ids)
         logits = output.logits
         logits = logits[:, :-1].float() / temperature  # float32: bf16 log-softmax is too coarse for ratios
         targets = input_ids[:, 1:]
