@@ -47,6 +47,7 @@ import torch
 from tqdm import tqdm
 
 from agents.algos.configs import ESTIMATORS, GRPOConfig
+from agents.core import distributed
 from agents.core.envs import EnvFactory, as_make_env
 from agents.core.evaluation import summarize
 from agents.core.optim import adamw, set_lr
@@ -130,7 +131,8 @@ def build_rows(episodes: Sequence[Episode], advantages: Sequence[Sequence[float]
 
     Weights implement the aggregation so that micro-batches can simply sum ``weight * loss``:
     token-mean 1/N_tokens; seq-mean-token-mean 1/(N_episodes * n_tokens(episode));
-    seq-mean-token-sum-norm 1/(N_episodes * norm_tokens).
+    seq-mean-token-sum-norm 1/(N_episodes * norm_tokens). N_tokens and N_episodes count the whole
+    batch of every process (``agents.core.distributed``), so N processes weigh rows as one does.
     """
     per_episode = []
     empty = 0
@@ -144,16 +146,17 @@ def build_rows(episodes: Sequence[Episode], advantages: Sequence[Sequence[float]
             turns.append((turn, a))
         if turns:
             per_episode.append(turns)
-    total_tokens = sum(len(t.completion_ids) for turns in per_episode for t, _ in turns)
+    total_tokens, total_episodes = distributed.total(
+        [sum(len(t.completion_ids) for turns in per_episode for t, _ in turns), len(per_episode)])
     rows: list[Row] = []
     for index, turns in enumerate(per_episode):
         n_tokens = sum(len(t.completion_ids) for t, _ in turns)
         if loss_agg == "token-mean":
             weight = 1.0 / total_tokens
         elif loss_agg == "seq-mean-token-mean":
-            weight = 1.0 / (len(per_episode) * n_tokens)
+            weight = 1.0 / (total_episodes * n_tokens)
         else:
-            weight = 1.0 / (len(per_episode) * norm_tokens)
+            weight = 1.0 / (total_episodes * norm_tokens)
         rows.extend(Row(turn, float(a), weight, index) for turn, a in turns)
     return rows, empty
 
@@ -200,6 +203,9 @@ class GRPOAgent(PolicyAgent):
         policy = self.policy
         pool, held_out = training_tasks(make_env, cfg)
         eval_sets = self.eval_sets(pool, held_out) if cfg.eval_every else {}
+        if cfg.prompts_per_step < distributed.size():
+            raise ValueError(f"prompts_per_step ({cfg.prompts_per_step}) must be at least the number of processes "
+                             f"({distributed.size()}): each process plays whole groups")
         probe = make_env()  # the env's own metrics of the rollouts (envs.protocol.ScoresEpisodes)
 
         policy.float32_trainable_parameters()
@@ -219,22 +225,29 @@ class GRPOAgent(PolicyAgent):
             state = load_trainer_state(resume_from, optimizer, self.run)
             iteration, optimizer_steps = int(state["iteration"]), int(state["optimizer_steps"])
             env_steps, spent_s = int(state["env_steps"]), float(state.get("elapsed_s", 0.0))
+            if distributed.rank() > 0:  # the checkpoint holds rank 0's sampling state: the others draw their own
+                torch.manual_seed(int(np.random.SeedSequence([self.seed, distributed.rank(), iteration])
+                                      .generate_state(1)[0]))
         now = CLOCKS[cfg.budget_clock]
         clock = now() - spent_s  # budget used = now() - clock, across resumes
 
         if eval_sets and iteration == 0:
             self._log(self.evaluate(make_env, eval_sets), env_steps)  # the starting point of the curve
 
-        bar = tqdm(total=budget, initial=iteration, desc="grpo", unit="it", file=sys.stderr, disable=None)
+        bar = tqdm(total=budget, initial=iteration, desc="grpo", unit="it", file=sys.stderr,
+                   disable=None if distributed.is_main() else True)
+        module = distributed.wrap(policy.model)  # several processes: gradients averaged over ranks
         metrics: dict[str, float] = {}
         while iteration < budget:
             # 1. collect ------------------------------------------------------------------
+            # Several processes: each plays whole groups (g % N == rank), so advantages stay per group.
             started = time.perf_counter()
             specs = self.prompt_specs(iteration, pool)
+            specs = [s for k, s in enumerate(specs) if (k // cfg.group_size) % distributed.size() == distributed.rank()]
             episodes = play_episodes(make_env, policy, specs, deterministic=False,
                                      batch_size=cfg.rollout_batch_size or len(specs))
             generation_s = time.perf_counter() - started
-            env_steps += sum(e.length for e in episodes)
+            env_steps += int(distributed.total([sum(e.length for e in episodes)])[0])
             if any(e.tokens is None for e in episodes):
                 raise RuntimeError("the policy did not record its sampled tokens (policy.last_tokens); "
                                    "GRPO needs an LMPolicy")
@@ -261,12 +274,12 @@ class GRPOAgent(PolicyAgent):
 
             # 3. update -------------------------------------------------------------------
             update_metrics = {"train/empty_rows": float(empty_rows)}
-            if rows:
+            if distributed.total([len(rows)])[0]:  # every rank steps when any rank has rows
                 epochs = []
                 for _ in range(cfg.mu):
                     lr = cfg.learning_rate * min(1.0, (optimizer_steps + 1) / max(cfg.warmup_steps, 1))
                     set_lr(optimizer, lr)
-                    epochs.append(self.update(rows, optimizer, params))
+                    epochs.append(self.update(rows, optimizer, params, module, episodes))
                     optimizer_steps += 1
                 # Averaged over the mu steps (the first one is on-policy: ratio 1, no clipping).
                 update_metrics |= {k: float(np.mean([e[k] for e in epochs])) for k in epochs[0]}
@@ -276,17 +289,26 @@ class GRPOAgent(PolicyAgent):
             bar.update(1)
 
             # 4. log ----------------------------------------------------------------------
+            annotated = self.annotate(episodes, notes, iteration)
+            if distributed.size() > 1:  # every rank's groups, in group order, for one log and one set of metrics
+                per_group = [annotated[k:k + cfg.group_size] for k in range(0, len(annotated), cfg.group_size)]
+                annotated = [e for group in distributed.gather(per_group) for e in group]
+                rollout_metrics = self.make_groups(annotated, probe)[1]
+                trained_count, trained_tokens = distributed.total(
+                    [len(trained), sum(len(r.turn.completion_ids) for r in rows)])
+            else:
+                trained_count, trained_tokens = len(trained), sum(len(r.turn.completion_ids) for r in rows)
             metrics = {**rollout_metrics, **update_metrics,
                        "rollout/generation_s": generation_s, "train/update_s": update_s,
                        "train/iteration": float(iteration), "train/optimizer_steps": float(optimizer_steps),
                        f"train/{cfg.budget_clock}_minutes": (now() - clock) / 60,
-                       "train/trained_episodes": float(len(trained)), "train/trained_tokens":
-                       float(sum(len(r.turn.completion_ids) for r in rows))}
+                       "train/trained_episodes": float(trained_count), "train/trained_tokens": float(trained_tokens)}
             self._log(metrics, env_steps)
             bar.set_postfix(ret=f"{metrics['rollout/return_mean']:.3f}", refresh=False)
             if self.run is not None and cfg.log_episodes:
-                self.run.log_episodes(self.annotate(episodes, notes, iteration))
-            out_of_time = bool(cfg.max_minutes) and now() - clock >= 60 * cfg.max_minutes
+                self.run.log_episodes(annotated)
+            # rank 0's clock decides for all: ranks that disagreed would wait on each other forever
+            out_of_time = distributed.broadcast(bool(cfg.max_minutes) and now() - clock >= 60 * cfg.max_minutes)
             if eval_sets and (iteration % cfg.eval_every == 0 or iteration == budget or out_of_time):
                 self._log(self.evaluate(make_env, eval_sets), env_steps)
             if callback is not None:
@@ -328,7 +350,9 @@ class GRPOAgent(PolicyAgent):
         probe = make_env()
         try:
             for name, specs in eval_sets.items():
-                episodes = play_episodes(make_env, self.policy, specs, deterministic=True, batch_size=len(specs))
+                mine = distributed.shard(specs)
+                episodes = distributed.gather(play_episodes(make_env, self.policy, mine, deterministic=True,
+                                                            batch_size=max(len(mine), 1)))
                 flat: dict[str, Any] = {}
                 for key, value in summarize(probe, episodes).items():
                     flat |= value if isinstance(value, dict) else {key: value}
@@ -387,9 +411,11 @@ class GRPOAgent(PolicyAgent):
             metrics[f"rollout/reward_{name}"] = float(np.mean([e.reward_terms.get(name, 0.0) for e in ok]))
         return groups, metrics
 
-    def update(self, rows: Sequence[Row], optimizer: torch.optim.Optimizer,
-               params: Sequence[torch.nn.Parameter]) -> dict[str, float]:
-        """One optimizer step over all rows (micro-batched, gradients accumulated)."""
+    def update(self, rows: Sequence[Row], optimizer: torch.optim.Optimizer, params: Sequence[torch.nn.Parameter],
+               module: torch.nn.Module | None = None, episodes: Sequence[Episode] = ()) -> dict[str, float]:
+        """One optimizer step over all rows (micro-batched, gradients accumulated). With several
+        processes each rank steps through as many micro-batches as the busiest one (an idle
+        rank replays one of its turns at weight 0) so that every backward meets its peers'."""
         cfg = self.config
         policy = self.policy
         eps_high = cfg.epsilon_high if cfg.epsilon_high is not None else cfg.epsilon
@@ -402,8 +428,14 @@ class GRPOAgent(PolicyAgent):
         # Micro-batches of similar length pad less. Each row's weight already carries its share
         # of the step's normalisation, so how rows are grouped does not change the gradient.
         rows = sorted(rows, key=lambda r: len(r.turn.prompt_ids) + len(r.turn.completion_ids))
-        for start in range(0, len(rows), cfg.micro_batch_size):
-            chunk = rows[start : start + cfg.micro_batch_size]
+        chunks = [rows[k : k + cfg.micro_batch_size] for k in range(0, len(rows), cfg.micro_batch_size)]
+        real = len(chunks)  # the rest (several processes only) are weight-0 replays: not in the metrics
+        if distributed.size() > 1:
+            needed = max(distributed.gather([len(chunks)]))
+            spare = next(Row(t, 0.0, 0.0, 0) for e in episodes for t in (e.tokens or ()) if t.completion_ids) \
+                if len(chunks) < needed else None
+            chunks += [[spare]] * (needed - len(chunks)) if spare is not None else []
+        for number, chunk in enumerate(chunks):
             batch = policy.batch_turns([r.turn for r in chunk])
             mask = batch["loss_mask"].to(policy.device, torch.float32)
             # Sampling log-probs and per-token advantage / weight, aligned with input_ids.
@@ -416,7 +448,7 @@ class GRPOAgent(PolicyAgent):
                 old[k, begin:end] = torch.tensor(r.turn.logprobs, dtype=torch.float32)
                 adv[k, begin:end] = r.advantage
                 weight[k, begin:end] = r.weight
-            new = policy.token_logprobs(batch["input_ids"], batch["attention_mask"], temperature)
+            new = policy.token_logprobs(batch["input_ids"], batch["attention_mask"], temperature, module=module)
             loss_tokens, clipped = clipped_loss(new, old, adv, cfg.epsilon, eps_high)
             kl = torch.zeros_like(new)
             if cfg.beta > 0:
@@ -425,7 +457,10 @@ class GRPOAgent(PolicyAgent):
                 kl = k3_kl(new, ref) * mask
                 loss_tokens = loss_tokens + cfg.beta * kl
             loss = (loss_tokens * weight * mask).sum()
-            loss.backward()
+            with distributed.syncing(module, last=number == len(chunks) - 1):  # DDP averages: scale by N
+                (loss * distributed.size()).backward()
+            if number >= real:
+                continue
             with torch.no_grad():
                 sums["loss"] += float(loss)
                 sums["kl"] += float((kl * mask).sum())
@@ -437,9 +472,10 @@ class GRPOAgent(PolicyAgent):
         if math.isfinite(grad_norm):
             optimizer.step()
         optimizer.zero_grad(set_to_none=True)
-        n = max(tokens, 1)
-        return {"train/loss": sums["loss"], "train/kl": sums["kl"] / n, "train/clip_frac": sums["clip"] / n,
-                "train/entropy": sums["entropy"] / n, "train/ratio_mean": sums["ratio"] / n,
+        totals = dict(zip([*sums, "tokens"], distributed.total([*sums.values(), tokens]), strict=True))
+        n = max(totals["tokens"], 1)
+        return {"train/loss": totals["loss"], "train/kl": totals["kl"] / n, "train/clip_frac": totals["clip"] / n,
+                "train/entropy": totals["entropy"] / n, "train/ratio_mean": totals["ratio"] / n,
                 "train/grad_norm": grad_norm, "train/nonfinite_grad": float(not math.isfinite(grad_norm))}
 
     def annotate(self, episodes: Sequence[Episode], notes: dict[int, dict[str, Any]],

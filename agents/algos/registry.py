@@ -43,7 +43,7 @@ ALGORITHMS: tuple[Algorithm, ...] = (
     Algorithm("sft", ("box",), BCConfig, "agents.algos.bc:BCAgent", "demonstrations",
               "behaviour cloning (+ DAgger) of a Gaussian MLP"),
     Algorithm("grpo", ("text",), GRPOConfig, "agents.algos.grpo:GRPOAgent", "environment",
-              "group-relative policy optimisation (GRPO, Dr. GRPO, RLOO, REINFORCE++)"),
+              "group-relative policy optimisation (GRPO, Dr. GRPO, RLOO, REINFORCE++)", distributed=True),
     Algorithm("trpo", ("box",), TRPOConfig, "agents.algos.trpo:TRPOAgent", "environment",
               "trust-region policy optimisation with a GAE critic"),
     Algorithm("filtered", ("text", "box"), FilteredConfig, "agents.algos.filtered:FilteredAgent", "episode_logs",

@@ -65,10 +65,9 @@ def test_sft_on_two_processes_takes_the_same_steps_as_on_one(tmp_path: Path) -> 
 
 
 def test_an_agent_that_runs_in_one_process_says_so_under_torchrun(tmp_path: Path) -> None:
-    result = launch("--agent", "grpo", "--env", "Wordle-v0", "--env-kwargs", json.dumps({"answers": ANSWERS}),
-                    "--set", f"model_config={TINY}", "--run-dir", str(tmp_path / "run"), processes=2)
+    result = launch("--agent", "trpo", "--env", "HumanoidMimic-v0", "--run-dir", str(tmp_path / "run"), processes=2)
     assert result.returncode != 0
-    assert "agent 'grpo' runs in one process for now" in result.stderr
+    assert "agent 'trpo' runs in one process for now" in result.stderr
     assert not (tmp_path / "run").exists()
 
 
@@ -127,3 +126,44 @@ def test_filtered_on_two_processes_matches_one(tmp_path: Path, kind: str) -> Non
         torch.testing.assert_close(two[name], one[name], rtol=1e-4, atol=1e-5, msg=name)
     a, b = read_scalars(runs[1]), read_scalars(runs[2])
     assert [v for _, v in b["eval/loss"]] == pytest.approx([v for _, v in a["eval/loss"]], rel=1e-4)
+
+
+def test_grpo_on_two_processes_logs_every_episode_once_in_group_order(tmp_path: Path) -> None:
+    from agents.algos.configs import GRPOConfig
+    from agents.algos.grpo import GRPOAgent
+    from agents.core.trajectory import read_episodes
+
+    run = tmp_path / "grpo"
+    result = launch("--agent", "grpo", "--env", "Wordle-v0", "--env-kwargs", json.dumps({"answers": ANSWERS}),
+                    "--set", f"model_config={TINY}", "--set", "iterations=3", "--set", "prompts_per_step=3",
+                    "--set", "group_size=2", "--set", "max_new_tokens=8", "--set", "save_every=2",
+                    "--set", "eval_episodes=4", "--run-dir", str(run), processes=2)
+    assert result.returncode == 0, result.stderr
+    episodes = list(read_episodes(run / "episodes.jsonl"))
+    assert len(episodes) == 3 * 3 * 2  # iterations x prompts x group size: each episode once
+    # The groups in the order the prompts were drawn, though the two ranks played them (3 groups: 2 + 1).
+    config = GRPOConfig(iterations=3, prompts_per_step=3, group_size=2)
+    expected = [spec.options.get("answer", spec.seed) for i in range(3)
+                for spec in GRPOAgent.prompt_specs(SimpleAgent(config), i, None)]
+    assert [e.seed for e in episodes] == expected
+    policy = LMPolicy.load(run / "final", device="cpu")
+    for episode in episodes:  # token-exact records: each turn's ids and log-probs, the loss mask over them
+        grpo = episode.info["grpo"]
+        assert episode.tokens is not None and len(grpo["loss_mask"]) == len(episode.tokens)
+        for obs, act, turn, mask in zip(episode.observations, episode.actions, episode.tokens, grpo["loss_mask"],
+                                        strict=True):
+            assert list(turn.prompt_ids) == policy.encode_prompts([obs])[0]
+            assert policy.tokenizer.decode(turn.completion_ids, skip_special_tokens=True) == act
+            assert len(mask) == len(turn.prompt_ids) + len(turn.completion_ids)
+            assert len(turn.logprobs) == len(turn.completion_ids)
+    groups = [(e.info["grpo"]["iteration"], e.seed) for e in episodes]
+    assert all(groups[k] == groups[k + 1] for k in range(0, len(groups), 2))
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["step_2"]
+    assert json.loads((run / "eval.json").read_text())["all"]["episodes"] == 4
+
+
+class SimpleAgent:
+    """Just what ``GRPOAgent.prompt_specs`` reads: the draw of prompts does not need a model."""
+
+    def __init__(self, config) -> None:
+        self.config, self.seed = config, 0
