@@ -35,6 +35,7 @@ import torch
 from tqdm import tqdm
 
 from agents.algos.configs import BCConfig
+from agents.core import distributed
 from agents.core.demonstrations import demo_arrays
 from agents.core.optim import adamw, cosine_lr, set_lr
 from agents.core.policy import PolicyAgent
@@ -170,25 +171,31 @@ class BCAgent(PolicyAgent):
 
         perm = order(int(counters["epoch"]))
         metrics: dict[str, float] = {}
-        window: list[tuple[float, float]] = []
+        window: list[tuple[float, float, int]] = []
         window_start = time.perf_counter()
         policy.train()
+        # Several processes: gradients averaged over ranks (the squared error leaves log_std untouched).
+        module = distributed.wrap(policy, unused_parameters=cfg.loss == "mse")
         while counters["round_step"] < steps:
             if counters["cursor"] >= per_epoch:
                 counters["epoch"], counters["cursor"] = counters["epoch"] + 1, 0
                 perm = order(int(counters["epoch"]))
             start = int(counters["cursor"]) * cfg.batch_size
-            idx = torch.as_tensor(perm[start : start + cfg.batch_size], device=device)
+            batch: list[int] = perm[start : start + cfg.batch_size].tolist()
             counters["cursor"] += 1
             set_lr(optimizer, lr_at(int(counters["round_step"])))
-            loss, mse, nll = self._loss(train_obs[idx], train_act[idx])
+            # As in sft: every rank holds the batch and trains on its share, normalised by the
+            # whole batch (DDP averages the ranks' gradients, hence the factor size()).
+            mine = distributed.shard(batch)
+            idx = torch.as_tensor(mine or batch[:1], device=device)
+            loss_sum, mse, nll = self._loss(train_obs[idx], train_act[idx], module)
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            (loss_sum * (distributed.size() / len(batch) if mine else 0.0)).backward()
             grad_norm = float(torch.nn.utils.clip_grad_norm_(policy.parameters(), cfg.max_grad_norm))
             optimizer.step()
             with torch.no_grad():
                 policy.log_std.clamp_(min=cfg.min_log_std)
-            window.append((mse, nll))
+            window.append((mse, nll, len(mine)) if mine else (0.0, 0.0, 0))
             counters["step"] += 1
             counters["round_step"] += 1
             step = int(counters["step"])
@@ -196,8 +203,10 @@ class BCAgent(PolicyAgent):
             last = counters["round_step"] >= steps
             if step % cfg.log_every == 0 or last:
                 elapsed = time.perf_counter() - window_start
-                metrics = {"train/loss": float(np.mean([w[0] for w in window])),
-                           "train/nll": float(np.mean([w[1] for w in window])),
+                mse_all, nll_all, seen = distributed.total([sum(w[0] for w in window), sum(w[1] for w in window),
+                                                            sum(w[2] for w in window)])
+                metrics = {"train/loss": (nll_all if cfg.loss == "nll" else mse_all) / max(seen, 1),
+                           "train/nll": nll_all / max(seen, 1),
                            "train/log_std": float(policy.log_std.detach().mean()), "train/grad_norm": grad_norm,
                            "train/lr": lr_at(int(counters["round_step"]) - 1), "train/round": rnd,
                            "train/epoch": counters["epoch"] + counters["cursor"] / per_epoch,
@@ -240,17 +249,18 @@ class BCAgent(PolicyAgent):
             metrics["train/log_std"] = float(policy.log_std.detach().mean())
         return metrics
 
-    def _loss(self, obs: torch.Tensor, act: torch.Tensor) -> tuple[torch.Tensor, float, float]:
-        """(loss to minimise, mean squared error of the mean, Gaussian NLL per sample)."""
+    def _loss(self, obs: torch.Tensor, act: torch.Tensor, module: Any = None) -> tuple[torch.Tensor, float, float]:
+        """(loss to minimise, squared error of the mean per action dimension, Gaussian NLL), each
+        summed over the samples. ``module``: the DDP wrapper of several processes."""
         policy = self.policy
-        mean = policy(obs)
+        mean = (module or policy)(obs)
         log_std = policy.log_std
-        mse = (mean - act).pow(2).sum(-1).mean() / policy.act_dim
+        mse = (mean - act).pow(2).sum() / policy.act_dim
         if self.config.loss == "nll":
-            nll = -torch.distributions.Normal(mean, log_std.exp()).log_prob(act).sum(-1).mean()
+            nll = -torch.distributions.Normal(mean, log_std.exp()).log_prob(act).sum()
             return nll, float(mse.detach()), float(nll.detach())
         with torch.no_grad():  # log_std is fitted in closed form after the round; reported only
-            nll = -torch.distributions.Normal(mean, log_std.exp()).log_prob(act).sum(-1).mean()
+            nll = -torch.distributions.Normal(mean, log_std.exp()).log_prob(act).sum()
         return mse, float(mse.detach()), float(nll)
 
     @torch.no_grad()

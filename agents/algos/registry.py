@@ -41,7 +41,7 @@ ALGORITHMS: tuple[Algorithm, ...] = (
     Algorithm("sft", ("text",), SFTConfig, "agents.algos.sft:SFTAgent", "demonstrations",
               "supervised fine-tuning of a language model on conversations", distributed=True),
     Algorithm("sft", ("box",), BCConfig, "agents.algos.bc:BCAgent", "demonstrations",
-              "behaviour cloning (+ DAgger) of a Gaussian MLP"),
+              "behaviour cloning (+ DAgger) of a Gaussian MLP", distributed=True),
     Algorithm("grpo", ("text",), GRPOConfig, "agents.algos.grpo:GRPOAgent", "environment",
               "group-relative policy optimisation (GRPO, Dr. GRPO, RLOO, REINFORCE++)", distributed=True),
     Algorithm("trpo", ("box",), TRPOConfig, "agents.algos.trpo:TRPOAgent", "environment",

@@ -107,15 +107,17 @@ def broadcast(value: T) -> T:
     return box[0]
 
 
-def wrap(model: Any) -> Any:
+def wrap(model: Any, unused_parameters: bool = False) -> Any:
     """The module to run forward passes through while training: ``DistributedDataParallel`` (its
-    gradients are averaged over ranks in ``backward``) when there are several, else the model."""
+    gradients are averaged over ranks in ``backward``) when there are several, else the model.
+    ``unused_parameters``: some trainable parameters get no gradient from the loss."""
     if _group() is None:
         return model
     from torch.nn.parallel import DistributedDataParallel  # heavy; only several processes need it
 
     device = next(model.parameters()).device
-    return DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    return DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None,
+                                   find_unused_parameters=unused_parameters)
 
 
 def syncing(module: Any, last: bool) -> contextlib.AbstractContextManager[Any]:

@@ -167,3 +167,17 @@ class SimpleAgent:
 
     def __init__(self, config) -> None:
         self.config, self.seed = config, 0
+
+
+def test_behaviour_cloning_on_two_processes_matches_one(tmp_path: Path) -> None:
+    bc = ["--env", "HumanoidMimic-v0", "--set", "hidden=[16]", "--set", "max_steps=30", "--set", "batch_size=64",
+          "--set", "reference_states=60", "--set", "noisy_episodes=2", "--set", "horizon=10", "--set", "dagger_rounds=1",
+          "--set", "dagger_episodes=2", "--set", "eval_every=10", "--set", "log_every=5", "--no-eval"]
+    for processes in (1, 2):
+        result = launch(*bc, "--run-dir", str(tmp_path / f"bc{processes}"), processes=processes)
+        assert result.returncode == 0, result.stderr
+    one, two = filtered_weights(tmp_path / "bc1"), filtered_weights(tmp_path / "bc2")
+    for name in one:
+        torch.testing.assert_close(two[name], one[name], rtol=1e-4, atol=1e-5, msg=name)
+    a, b = read_scalars(tmp_path / "bc1"), read_scalars(tmp_path / "bc2")
+    assert [v for _, v in b["train/loss"]] == pytest.approx([v for _, v in a["train/loss"]], rel=1e-4)
