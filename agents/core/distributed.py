@@ -135,4 +135,5 @@ def barrier() -> None:
 def stop() -> None:
     group = _group()
     if group is not None:
+        group.barrier()  # no rank tears the group down while another still uses it
         group.destroy_process_group()

@@ -130,9 +130,9 @@ def resolve_source(path_or_id: str | Path) -> tuple[str, bool]:
     if is_hub_id(text):
         return text, False
     raise CheckpointError(
-        f"--model {text!r}: not a named model ({', '.join(sorted(catalog()))}), a .gguf file, a local directory "
-        "or an 'org/name' hub id. Pass a directory written by save_pretrained, or omit --model for the "
-        "built-in default."
+        f"--model {text!r}: no such local directory, and not a named model ({', '.join(sorted(catalog()))}), "
+        "a .gguf file or an 'org/name' hub id. Pass a directory written by save_pretrained, or omit --model "
+        "for the built-in default."
     )
 
 
