@@ -62,6 +62,7 @@ class GaussianMLPSettings:
 
 # ------------------------------------------------------------------------------ sft (language models)
 THINK_MODES = ("none", "count", "facts")
+DATA_PARALLEL = ("ddp", "fsdp")
 
 
 @settings
@@ -82,10 +83,15 @@ class SFTConfig(TaskSplitSettings, LanguageModelSettings, OptimizerSettings, Per
     max_length: int = field(1024, help="longest tokenized conversation; longer ones are cut from the right")
     val_ratio: float = field(0.02, help="share of conversations held out for eval/loss and eval/accuracy")
     eval_every: int = field(500, help="validate every N steps (and keep the best checkpoint)")
+    data_parallel: str = field("ddp", help="how several processes (torchrun) hold the model: ddp (a full copy each; gradients averaged) or fsdp (weights, gradients and optimizer state sharded by torch's fully_shard: full fine-tuning of models too large for one device; lora_r=0 only). One process ignores it")
 
     def __post_init__(self) -> None:
         TaskSplitSettings.__post_init__(self)
         _one_of(self, "think", THINK_MODES)
+        _one_of(self, "data_parallel", DATA_PARALLEL)
+        if self.data_parallel == "fsdp" and self.lora_r:
+            raise ValueError("data_parallel=fsdp shards full fine-tuning (lora_r=0); LoRA trains a small adapter "
+                             "that every process holds whole: use data_parallel=ddp")
         if not 0 <= self.val_ratio < 1:
             raise ValueError(f"val_ratio must be in [0, 1), got {self.val_ratio}")
         _at_least(self, 0, "no_repeat_ngram_size", "practice_games")

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from agents.algos.configs import SFTConfig
-from agents.core import distributed
+from agents.core import distributed, fsdp
 from agents.core.batching import bucketed_batches
 from agents.core.demonstrations import Conversation
 from agents.core.optim import adamw, cosine_lr, set_lr
@@ -115,6 +115,10 @@ class SFTAgent(PolicyAgent):
         val = TokenizedSet([data.ids[i] for i in val_idx], [data.masks[i] for i in val_idx])
 
         policy.float32_trainable_parameters()
+        policy.model.train()
+        # Several processes: DDP, or FSDP sharding the model in place (it replaces the parameters,
+        # so the optimizer is built after). One process: the model itself.
+        module = distributed.wrap(policy.model, sharded=cfg.data_parallel == "fsdp")
         params = policy.trainable_parameters()
         optimizer = adamw(params, lr=cfg.learning_rate, weight_decay=cfg.weight_decay, betas=(0.9, 0.95))
 
@@ -123,7 +127,7 @@ class SFTAgent(PolicyAgent):
 
         step, epoch, cursor, best_val = 0, 0, 0, math.inf
         if resume_from is not None:
-            state = load_trainer_state(resume_from, optimizer, self.run)
+            state = load_trainer_state(resume_from, optimizer, self.run, model=policy.model)
             step, epoch, cursor = int(state["step"]), int(state["epoch"]), int(state["cursor"])
             best_val = float(state["best_val"])
 
@@ -132,8 +136,6 @@ class SFTAgent(PolicyAgent):
         pad_id = policy.tokenizer.pad_token_id
         bar = tqdm(total=budget, initial=step, desc="sft", unit="step", file=sys.stderr,
                    disable=None if distributed.is_main() else True)
-        policy.model.train()
-        module = distributed.wrap(policy.model)  # several processes: gradients averaged over ranks
         metrics: dict[str, float] = {}
         window_loss, window_tokens, window_start, tokens_seen = 0.0, 0, time.perf_counter(), 0
         while step < budget:
@@ -158,7 +160,7 @@ class SFTAgent(PolicyAgent):
                     window_loss += float(loss_sum.detach())
                     window_tokens += int(count)
                     tokens_seen += int(batch["attention_mask"].sum())
-            grad_norm = float(torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm))
+            grad_norm = fsdp.to_float(torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm))
             optimizer.step()
             step += 1
             bar.update(1)
@@ -175,17 +177,25 @@ class SFTAgent(PolicyAgent):
                 val_metrics = self.validate(val)
                 self._log(val_metrics, step)
                 metrics.update(val_metrics)
-                if val_metrics["eval/loss"] < best_val and self.run is not None:
+                if val_metrics["eval/loss"] < best_val:
                     best_val = val_metrics["eval/loss"]
-                    policy.save(self.run.dir / "best")
+                    weights = fsdp.full_weights(policy.model)  # every rank takes part when sharded
+                    if self.run is not None:
+                        policy.save(self.run.dir / "best", weights=weights)
                 policy.model.train()
             if callback is not None:
                 callback(step, metrics)
-            if self.run is not None and (step % cfg.save_every == 0 and step < budget):
-                self.run.save_training_checkpoint(
-                    step, policy, optimizer, {"step": step, "epoch": epoch, "cursor": cursor, "best_val": best_val},
-                    keep=cfg.keep_checkpoints)
+            if step % cfg.save_every == 0 and step < budget:
+                # Gathered from every rank when sharded (collectives); rank 0 writes.
+                weights = fsdp.full_weights(policy.model)
+                optimizer_state = fsdp.optimizer_state(policy.model, optimizer)
+                if self.run is not None:
+                    self.run.save_training_checkpoint(
+                        step, policy, optimizer, {"step": step, "epoch": epoch, "cursor": cursor, "best_val": best_val},
+                        keep=cfg.keep_checkpoints, optimizer_state=optimizer_state, weights=weights)
         bar.close()
+        # Evaluation generates a different number of tokens on every rank: it runs on whole weights.
+        policy.model = fsdp.gathered(policy.model)
         policy.model.eval()
         if self.run is not None:
             policy.save(self.run.final_dir)
@@ -198,14 +208,19 @@ class SFTAgent(PolicyAgent):
         order = sorted(range(len(val)), key=lambda i: len(val.ids[i]))
         # With a real model a validation pass takes minutes on a CPU: show where it is. Several
         # processes each score a share of the batches.
-        starts = tqdm(distributed.shard(range(0, len(order), self.config.batch_size)), desc="validation",
-                      unit="batch", file=sys.stderr, disable=None if distributed.is_main() else True, leave=False)
-        for start in starts:
+        mine = distributed.shard(range(0, len(order), self.config.batch_size))
+        # A sharded model gathers its weights in every forward: every rank runs as many (the
+        # ones short of batches score one again and drop it).
+        rounds = max(distributed.gather([len(mine)])) if fsdp.is_sharded(self.policy.model) else len(mine)
+        for k in tqdm(range(rounds), desc="validation", unit="batch", file=sys.stderr,
+                      disable=None if distributed.is_main() else True, leave=False):
+            start = mine[k] if k < len(mine) else 0
             batch = val.batch(order[start : start + self.config.batch_size], self.policy.tokenizer.pad_token_id)
             loss_sum, right, n = masked_loss(self.policy, batch)
-            total_loss += float(loss_sum)
-            correct += int(right)
-            count += int(n)
+            if k < len(mine):
+                total_loss += float(loss_sum)
+                correct += int(right)
+                count += int(n)
         loss_all, correct_all, count_all = distributed.total([total_loss, correct, count])
         return {"eval/loss": loss_all / max(count_all, 1), "eval/accuracy": correct_all / max(count_all, 1)}
 

@@ -14,7 +14,7 @@ import contextlib
 import datetime
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -107,12 +107,18 @@ def broadcast(value: T) -> T:
     return box[0]
 
 
-def wrap(model: Any, unused_parameters: bool = False) -> Any:
-    """The module to run forward passes through while training: ``DistributedDataParallel`` (its
-    gradients are averaged over ranks in ``backward``) when there are several, else the model.
-    ``unused_parameters``: some trainable parameters get no gradient from the loss."""
+def wrap(model: Any, unused_parameters: bool = False, sharded: bool = False) -> Any:
+    """The module to run forward passes through while training, when there are several processes:
+    ``DistributedDataParallel`` (a full copy per rank; gradients averaged over ranks in
+    ``backward``), or with ``sharded`` the model itself, sharded in place by FSDP
+    (:mod:`agents.core.fsdp`). One process: the model. ``unused_parameters``: some trainable
+    parameters get no gradient from the loss (DDP only)."""
     if _group() is None:
         return model
+    if sharded:
+        from agents.core import fsdp  # heavy; only sharded runs need it
+
+        return fsdp.shard(model)
     from torch.nn.parallel import DistributedDataParallel  # heavy; only several processes need it
 
     device = next(model.parameters()).device
@@ -120,10 +126,23 @@ def wrap(model: Any, unused_parameters: bool = False) -> Any:
                                    find_unused_parameters=unused_parameters)
 
 
-def syncing(module: Any, last: bool) -> contextlib.AbstractContextManager[Any]:
-    """Within gradient accumulation, average gradients over ranks only on the last micro-batch."""
-    no_sync = getattr(module, "no_sync", None)
-    return contextlib.nullcontext() if last or no_sync is None else no_sync()
+@contextlib.contextmanager
+def syncing(module: Any, last: bool) -> Iterator[None]:
+    """Within gradient accumulation, average gradients over ranks only on the last micro-batch
+    (DDP's ``no_sync``; FSDP's ``set_requires_gradient_sync``)."""
+    if last:
+        yield
+    elif hasattr(module, "no_sync"):
+        with module.no_sync():
+            yield
+    elif hasattr(module, "set_requires_gradient_sync"):
+        module.set_requires_gradient_sync(False)
+        try:
+            yield
+        finally:
+            module.set_requires_gradient_sync(True)
+    else:
+        yield
 
 
 def barrier() -> None:

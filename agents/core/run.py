@@ -128,19 +128,25 @@ class Run:
         return self.dir / "checkpoints" / f"step_{step}"
 
     def save_training_checkpoint(self, step: int, policy: Any, optimizer: Any, state: dict[str, Any],
-                                 keep: int) -> Path:
+                                 keep: int, *, optimizer_state: dict[str, Any] | None = None,
+                                 weights: dict[str, Any] | None = None) -> Path:
         """``checkpoints/step_<step>/``: the policy, then ``trainer_state.pt`` (optimizer, RNG and the
         agent's counters in ``state``, plus where the episode log and the TensorBoard curves stood,
         for :meth:`rollback`). A checkpoint is resumable once that file exists; older step
-        checkpoints beyond ``keep`` are deleted."""
+        checkpoints beyond ``keep`` are deleted. A sharded trainer passes what it gathered from
+        every rank: ``optimizer_state`` (instead of ``optimizer.state_dict()``) and the policy's
+        ``weights``."""
         import torch  # heavy: run folders are checked before torch loads
 
         target = self.checkpoint_dir(step)
-        policy.save(target)
+        if weights is None:
+            policy.save(target)
+        else:
+            policy.save(target, weights=weights)
         state = {**state, "episodes_bytes": self.episodes_path.stat().st_size if self.episodes_path.is_file() else 0,
                  "log_step": -1 if self._last_log_step is None else self._last_log_step,
                  "processes": distributed.size()}
-        payload = {**state, "optimizer": optimizer.state_dict(), "torch_rng": torch.get_rng_state(),
+        payload = {**state, "optimizer": optimizer.state_dict() if optimizer_state is None else optimizer_state, "torch_rng": torch.get_rng_state(),
                    "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
         summary = {k: v for k, v in state.items() if isinstance(v, int | float | str)}
         write_json_atomic(target / TRAINER_SUMMARY, summary)
@@ -197,14 +203,21 @@ def _checkpoint_steps(run_dir: Path) -> list[int]:
     return [int(m.group(1)) for p in root.iterdir() if p.is_dir() and (m := _STEP_DIR.match(p.name))]
 
 
-def load_trainer_state(checkpoint: str | Path, optimizer: Any, run: Run | None = None) -> dict[str, Any]:
+def load_trainer_state(checkpoint: str | Path, optimizer: Any, run: Run | None = None,
+                       model: Any = None) -> dict[str, Any]:
     """Restore the optimizer and RNG saved by :meth:`Run.save_training_checkpoint`, roll ``run``
     back to the checkpoint (:meth:`Run.rollback`); returns the agent's counters. Loaded with
-    ``weights_only=True``: no code runs."""
+    ``weights_only=True``: no code runs. ``model``: the module ``optimizer`` trains, where it may be
+    sharded (FSDP) or the state was saved by a sharded run (keyed by parameter name)."""
     import torch  # heavy: run folders are checked before torch loads
 
     state = torch.load(Path(checkpoint) / TRAINER_STATE, map_location="cpu", weights_only=True)
-    optimizer.load_state_dict(state.pop("optimizer"))
+    if model is None:
+        optimizer.load_state_dict(state.pop("optimizer"))
+    else:
+        from agents.core import fsdp  # heavy; only the trainers that may shard pass a model
+
+        fsdp.load_optimizer_state(model, optimizer, state.pop("optimizer"))
     torch.set_rng_state(state.pop("torch_rng"))
     cuda_rng = state.pop("cuda_rng", [])
     if torch.cuda.is_available() and cuda_rng:

@@ -181,3 +181,46 @@ def test_behaviour_cloning_on_two_processes_matches_one(tmp_path: Path) -> None:
         torch.testing.assert_close(two[name], one[name], rtol=1e-4, atol=1e-5, msg=name)
     a, b = read_scalars(tmp_path / "bc1"), read_scalars(tmp_path / "bc2")
     assert [v for _, v in b["train/loss"]] == pytest.approx([v for _, v in a["train/loss"]], rel=1e-4)
+
+
+def test_fsdp_takes_the_same_steps_as_ddp_and_its_checkpoints_resume_at_any_process_count(tmp_path: Path) -> None:
+    # Two transformer blocks (two FSDP units besides the root) and gradient accumulation (FSDP's
+    # own switch for gradient sync): the sharded run must make DDP's steps.
+    deeper = ["--set", f"model_config={TINY.replace('num_hidden_layers: 1', 'num_hidden_layers: 2')}",
+              "--set", "grad_accum_steps=2"]
+    ddp, sharded = tmp_path / "ddp", tmp_path / "fsdp"
+    assert launch(*SFT, *deeper, "--run-dir", str(ddp), processes=2).returncode == 0
+    result = launch(*SFT, *deeper, "--set", "data_parallel=fsdp", "--run-dir", str(sharded), processes=2)
+    assert result.returncode == 0, result.stderr
+    a, b = read_scalars(ddp), read_scalars(sharded)
+    for tag in ("train/loss", "train/grad_norm", "eval/loss", "eval/accuracy"):
+        assert [s for s, _ in b[tag]] == [s for s, _ in a[tag]], tag
+        assert [v for _, v in b[tag]] == pytest.approx([v for _, v in a[tag]], rel=1e-4, abs=1e-6), tag
+
+    def assert_same_weights(x: Path, y: Path) -> None:
+        first, second = LMPolicy.load(x / "final", device="cpu"), LMPolicy.load(y / "final", device="cpu")
+        for (name, p), q in zip(first.model.named_parameters(), second.model.parameters(), strict=True):
+            torch.testing.assert_close(q, p, rtol=1e-4, atol=1e-5, msg=name)
+
+    assert_same_weights(ddp, sharded)  # gathered into the same files a DDP run writes
+    assert (sharded / "best").is_dir() and json.loads((sharded / "eval.json").read_text())["all"]["episodes"] == 6
+
+    # The optimizer state is saved whole (by parameter name): a sharded run resumes on 2 or on 1.
+    import shutil
+
+    for resumed_on in (2, 1):
+        cut = tmp_path / f"cut{resumed_on}"
+        shutil.copytree(sharded, cut)
+        for done in ("final", "best", "checkpoints/step_4", "eval.json", "eval_episodes_all.jsonl"):
+            shutil.rmtree(cut / done) if (cut / done).is_dir() else (cut / done).unlink()
+        result = launch("--resume", str(cut), processes=resumed_on)
+        assert result.returncode == 0, result.stderr
+        assert "step_2" in result.stderr
+        assert_same_weights(sharded, cut)
+
+
+def test_fsdp_with_lora_is_refused_before_anything_starts(tmp_path: Path) -> None:
+    result = launch(*SFT, "--set", "data_parallel=fsdp", "--set", "lora_r=4", "--run-dir", str(tmp_path / "run"))
+    assert result.returncode == 2
+    assert "data_parallel=fsdp shards full fine-tuning" in result.stderr
+    assert not (tmp_path / "run").exists()

@@ -482,19 +482,22 @@ class LMPolicy:
         return encode_chats(self.tokenizer, conversations, max_length)
 
     # ----------------------------------------------------------------- persistence
-    def save(self, directory: str | Path) -> None:
+    def save(self, directory: str | Path, weights: dict[str, Any] | None = None) -> None:
         """Write ``policy.json``, ``tokenizer/``, ``model/`` (base weights) and ``adapter/`` (LoRA).
 
         Base weights are skipped only for a LoRA policy whose base came from ``from_pretrained``
-        (recorded in ``base_weights`` and reloaded from there).
+        (recorded in ``base_weights`` and reloaded from there). ``weights``: the whole state dict
+        of a model that is sharded over processes (gathered by :func:`agents.core.fsdp.full_weights`).
         """
+        if weights is not None and self.lora is not None:
+            raise ValueError("weights= saves a fully fine-tuned model; a LoRA policy saves its adapter")
         # A "Writing model shards" bar for every periodic checkpoint would drown the training bar.
         hf_logging.disable_progress_bar()
         save_base = self.lora is None or self.base_weights is None
         with atomic_directory(directory) as staging:
             self.tokenizer.save_pretrained(staging / "tokenizer")
             if self.lora is None:
-                self.model.save_pretrained(staging / "model", safe_serialization=True)
+                self.model.save_pretrained(staging / "model", state_dict=weights, safe_serialization=True)
             else:
                 self.model.save_pretrained(staging / "adapter", safe_serialization=True)
                 if save_base:
