@@ -118,7 +118,8 @@ class SFTAgent(PolicyAgent):
         policy.model.train()
         # Several processes: DDP, or FSDP sharding the model in place (it replaces the parameters,
         # so the optimizer is built after). One process: the model itself.
-        module = distributed.wrap(policy.model, sharded=cfg.data_parallel == "fsdp")
+        sharded = cfg.data_parallel == "fsdp" and distributed.size() > 1
+        module = fsdp.shard(policy.model) if sharded else distributed.wrap(policy.model)
         params = policy.trainable_parameters()
         optimizer = adamw(params, lr=cfg.learning_rate, weight_decay=cfg.weight_decay, betas=(0.9, 0.95))
 
@@ -127,7 +128,8 @@ class SFTAgent(PolicyAgent):
 
         step, epoch, cursor, best_val = 0, 0, 0, math.inf
         if resume_from is not None:
-            state = load_trainer_state(resume_from, optimizer, self.run, model=policy.model)
+            state = load_trainer_state(resume_from, optimizer, self.run,
+                                       restore_optimizer=lambda saved: fsdp.load_optimizer_state(policy.model, optimizer, saved))
             step, epoch, cursor = int(state["step"]), int(state["epoch"]), int(state["cursor"])
             best_val = float(state["best_val"])
 

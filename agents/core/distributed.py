@@ -107,18 +107,13 @@ def broadcast(value: T) -> T:
     return box[0]
 
 
-def wrap(model: Any, unused_parameters: bool = False, sharded: bool = False) -> Any:
-    """The module to run forward passes through while training, when there are several processes:
-    ``DistributedDataParallel`` (a full copy per rank; gradients averaged over ranks in
-    ``backward``), or with ``sharded`` the model itself, sharded in place by FSDP
-    (:mod:`agents.core.fsdp`). One process: the model. ``unused_parameters``: some trainable
-    parameters get no gradient from the loss (DDP only)."""
+def wrap(model: Any, unused_parameters: bool = False) -> Any:
+    """The module to run forward passes through while training: ``DistributedDataParallel`` (its
+    gradients are averaged over ranks in ``backward``) when there are several, else the model.
+    ``unused_parameters``: some trainable parameters get no gradient from the loss. (Sharding
+    instead of a copy per rank: :mod:`agents.core.fsdp`.)"""
     if _group() is None:
         return model
-    if sharded:
-        from agents.core import fsdp  # heavy; only sharded runs need it
-
-        return fsdp.shard(model)
     from torch.nn.parallel import DistributedDataParallel  # heavy; only several processes need it
 
     device = next(model.parameters()).device

@@ -15,7 +15,7 @@ import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -204,20 +204,19 @@ def _checkpoint_steps(run_dir: Path) -> list[int]:
 
 
 def load_trainer_state(checkpoint: str | Path, optimizer: Any, run: Run | None = None,
-                       model: Any = None) -> dict[str, Any]:
+                       restore_optimizer: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
     """Restore the optimizer and RNG saved by :meth:`Run.save_training_checkpoint`, roll ``run``
     back to the checkpoint (:meth:`Run.rollback`); returns the agent's counters. Loaded with
-    ``weights_only=True``: no code runs. ``model``: the module ``optimizer`` trains, where it may be
-    sharded (FSDP) or the state was saved by a sharded run (keyed by parameter name)."""
+    ``weights_only=True``: no code runs. ``restore_optimizer``: loads the saved optimizer state in
+    place of ``optimizer.load_state_dict`` (a trainer that may shard its model over processes)."""
     import torch  # heavy: run folders are checked before torch loads
 
     state = torch.load(Path(checkpoint) / TRAINER_STATE, map_location="cpu", weights_only=True)
-    if model is None:
-        optimizer.load_state_dict(state.pop("optimizer"))
+    saved = state.pop("optimizer")
+    if restore_optimizer is None:
+        optimizer.load_state_dict(saved)
     else:
-        from agents.core import fsdp  # heavy; only the trainers that may shard pass a model
-
-        fsdp.load_optimizer_state(model, optimizer, state.pop("optimizer"))
+        restore_optimizer(saved)
     torch.set_rng_state(state.pop("torch_rng"))
     cuda_rng = state.pop("cuda_rng", [])
     if torch.cuda.is_available() and cuda_rng:
