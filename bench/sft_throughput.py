@@ -48,6 +48,7 @@ import json
 import math
 import os
 import platform
+import re
 import statistics
 import sys
 import time
@@ -152,7 +153,8 @@ def run_trl(conversations: list, batch_size: int, max_length: int, warmup: int, 
     # A template with {% generation %} marks (the built-in one) gives TRL assistant-only masks from
     # "messages"; one without (SmolLM2's ChatML) needs the prompt / completion form instead, the
     # same masks for these single-turn conversations.
-    marks = "generation" in (policy.tokenizer.chat_template or "")
+    # ("add_generation_prompt" names the word too: look for the tag itself.)
+    marks = re.search(r"{%-?\s*generation\s*-?%}", policy.tokenizer.chat_template or "") is not None
     rows = [{"messages": c} for c in conversations] if marks else \
         [{"prompt": c[:-1], "completion": c[-1:]} for c in conversations]
 
