@@ -48,7 +48,6 @@ import json
 import math
 import os
 import platform
-import re
 import statistics
 import sys
 import time
@@ -63,6 +62,7 @@ import torch
 
 import agents.algos.sft as sft
 from agents.policies.lm.policy import LMPolicy
+from agents.policies.lm.tokenizer import has_generation_marks
 from envs.wordle.demos import wordle_solver_conversations
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "wordle"
@@ -153,8 +153,7 @@ def run_trl(conversations: list, batch_size: int, max_length: int, warmup: int, 
     # A template with {% generation %} marks (the built-in one) gives TRL assistant-only masks from
     # "messages"; one without (SmolLM2's ChatML) needs the prompt / completion form instead, the
     # same masks for these single-turn conversations.
-    # ("add_generation_prompt" names the word too: look for the tag itself.)
-    marks = re.search(r"{%-?\s*generation\s*-?%}", policy.tokenizer.chat_template or "") is not None
+    marks = has_generation_marks(policy.tokenizer)
     rows = [{"messages": c} for c in conversations] if marks else \
         [{"prompt": c[:-1], "completion": c[-1:]} for c in conversations]
 

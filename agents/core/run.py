@@ -146,7 +146,9 @@ class Run:
         state = {**state, "episodes_bytes": self.episodes_path.stat().st_size if self.episodes_path.is_file() else 0,
                  "log_step": -1 if self._last_log_step is None else self._last_log_step,
                  "processes": distributed.size()}
-        payload = {**state, "optimizer": optimizer.state_dict() if optimizer_state is None else optimizer_state, "torch_rng": torch.get_rng_state(),
+        if optimizer_state is None:
+            optimizer_state = optimizer.state_dict()
+        payload = {**state, "optimizer": optimizer_state, "torch_rng": torch.get_rng_state(),
                    "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
         summary = {k: v for k, v in state.items() if isinstance(v, int | float | str)}
         write_json_atomic(target / TRAINER_SUMMARY, summary)

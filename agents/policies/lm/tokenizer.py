@@ -114,6 +114,12 @@ def encode_chats(
 _GENERATION_BLOCK = re.compile(r"{%-?\s*generation\s*-?%}")
 
 
+def has_generation_marks(tokenizer: PreTrainedTokenizerBase) -> bool:
+    """Whether the chat template wraps assistant turns in ``{% generation %}`` (the tag, not the
+    word: ``add_generation_prompt`` names it too)."""
+    return _GENERATION_BLOCK.search(tokenizer.chat_template or "") is not None
+
+
 def encode_chat(tokenizer: PreTrainedTokenizerBase, conversation: str | Sequence[Message]) -> tuple[list[int], list[int]]:
     """(token ids, assistant mask) of one whole conversation: 1 on every token an assistant
     turn adds (its content and its end-of-turn tokens), 0 elsewhere.
@@ -124,7 +130,7 @@ def encode_chat(tokenizer: PreTrainedTokenizerBase, conversation: str | Sequence
     also exactly the prompt :func:`encode_prompt` gives the policy when it acts.
     """
     messages = as_messages(conversation)
-    if _GENERATION_BLOCK.search(tokenizer.chat_template or ""):
+    if has_generation_marks(tokenizer):
         encoded: Any = tokenizer.apply_chat_template(
             messages, tokenize=True, return_dict=True, return_assistant_tokens_mask=True
         )
