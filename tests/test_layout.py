@@ -79,7 +79,7 @@ GRAPH = {m: sorted({t for node, _, typing_only in imports(m) if not typing_only 
 def test_the_layout_is_what_the_readme_describes() -> None:
     assert {"agents.core", "agents.policies", "agents.algos", "agents.cli", "envs.protocol"} <= set(MODULES)
     algorithms = {m for m in MODULES if layer(m) == "algos"} - SHARED_ALGO_MODULES
-    assert algorithms == {f"agents.algos.{n}" for n in ("sft", "bc", "grpo", "trpo", "filtered")}
+    assert algorithms == {f"agents.algos.{n}" for n in ("sft", "bc", "grpo", "trpo", "filtered", "dpo")}
 
 
 @pytest.mark.parametrize("module", sorted(MODULES))

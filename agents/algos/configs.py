@@ -264,3 +264,49 @@ class FilteredConfig(OptimizerSettings, CheckpointSettings, LoggingSettings):
         if not 0 <= self.val_fraction < 1:
             raise ValueError(f"val_fraction must be in [0, 1), got {self.val_fraction}")
         _at_least(self, 1, "epochs", "batch_size", "log_every", "keep_checkpoints")
+
+
+# ------------------------------------------------------------------------------ dpo
+DPO_LOSSES = ("sigmoid", "ipo", "robust")
+PAIR_WITHIN = ("group", "task")
+
+
+@settings
+class DPOConfig(LanguageModelSettings, OptimizerSettings, PeriodicCheckpointSettings, LoggingSettings):
+    data: str | None = field(None, help="preference pairs: 'hh:PATH' (HH-RLHF JSONL: chosen / rejected transcripts) or a JSONL path of prompt|messages, chosen, rejected rows (give this or rl_log)")
+    rl_log: list[str] = field(default_factory=list, help="episodes.jsonl logs (or run folders) of RL runs: pairs mined per task, the best against the worst return, token-exact from the logged ids (give this or data)")
+    pair_within: str = field("group", help="rl_log: pair episodes within one GRPO group (falls back to task where the log has no groups) | task (every logged episode of the same first prompt)")
+    min_return_gap: float = field(0.0, help="rl_log: keep a pair only when best return - worst return >= this (and > 0)")
+    loss: str = field("sigmoid", help="sigmoid (DPO; label_smoothing > 0: conservative DPO) | ipo (squared, target 1/(2 beta)) | robust (unbiased under label noise label_smoothing)")
+    beta: float = field(0.1, help="strength of the pull to the reference: implicit reward = beta * (log pi - log pi_ref)")
+    label_smoothing: float = field(0.0, help="assumed share of flipped preference labels (sigmoid, robust); in [0, 0.5)")
+    length_normalize: bool = field(False, help="score a reply by its mean token log-prob instead of the sum (TRL's ipo does this)")
+    max_steps: int = field(200, help="optimizer steps (the training budget)")
+    batch_size: int = field(8, help="pairs per optimizer step")
+    learning_rate: float = inherited(5e-6)
+    warmup_steps: int = field(10, help="linear warmup steps")
+    min_lr_ratio: float = field(1.0, help="final learning rate as a fraction of the peak (cosine decay; 1 = constant after warmup)")
+    max_length: int = field(1024, help="longest prompt + reply in tokens; a longer reply is cut from the right, a pair whose prompt leaves no room is skipped")
+    val_ratio: float = field(0.1, help="share of pairs held out (fixed by split_seed) for the eval/* preference metrics")
+    split_seed: int = field(0, help="seed of the held-out split of the pairs (the same seed holds out the same pairs)")
+    eval_every: int = field(50, help="every N steps score the held-out pairs (also before the first step and at the end)")
+    lora_dropout: float = inherited(0.0)  # the reference is the adapter switched off: dropout would only add noise
+
+    def __post_init__(self) -> None:
+        _one_of(self, "loss", DPO_LOSSES)
+        _one_of(self, "pair_within", PAIR_WITHIN)
+        if (self.data is None) == (not self.rl_log):
+            raise ValueError("give exactly one source of pairs: data (hh:PATH or a preference JSONL) or rl_log "
+                             "(episodes.jsonl of an RL run)")
+        if self.beta <= 0:
+            raise ValueError(f"beta must be > 0, got {self.beta}")
+        if not 0 <= self.label_smoothing < 0.5:
+            raise ValueError(f"label_smoothing must be in [0, 0.5), got {self.label_smoothing}")
+        if self.loss == "ipo" and self.label_smoothing:
+            raise ValueError("label_smoothing applies to the sigmoid and robust losses, not ipo")
+        if not 0 <= self.val_ratio < 1:
+            raise ValueError(f"val_ratio must be in [0, 1), got {self.val_ratio}")
+        if self.min_return_gap < 0 or not 0 < self.min_lr_ratio <= 1:
+            raise ValueError("min_return_gap must be >= 0 and min_lr_ratio in (0, 1]")
+        _at_least(self, 1, "max_steps", "batch_size", "eval_every", "save_every", "log_every", "max_length")
+        _at_least(self, 0, "warmup_steps")

@@ -53,14 +53,13 @@ from agents.core.evaluation import summarize
 from agents.core.optim import adamw, set_lr
 from agents.core.policy import PolicyAgent
 from agents.core.rollout import EpisodeSpec, play_episodes
-from agents.core.run import Run, load_trainer_state
+from agents.core.run import REFERENCE_DIR, Run, load_trainer_state, reference_of
 from agents.core.tasks import Task, read_task_options, split_tasks
 from agents.core.trajectory import Episode, TurnTokens
 from agents.policies.lm.policy import LMPolicy
 from agents.policies.lm.sampling import SamplingConfig
 from envs.protocol import episode_metrics, task_list
 
-REFERENCE_DIR = "reference"  # the frozen KL reference of full fine-tuning, in the run folder
 CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}  # what max_minutes measures
 
 
@@ -490,16 +489,6 @@ class GRPOAgent(PolicyAgent):
             out.append(dataclasses.replace(ep, info={**ep.info, "grpo": {"iteration": iteration, **note,
                                                                           "loss_mask": masks}}))
         return out
-
-
-def reference_of(checkpoint: str | Path) -> Path:
-    """The KL reference saved by the run that wrote ``checkpoint`` (``<run>/checkpoints/step_N``)."""
-    saved = Path(checkpoint).parent.parent / REFERENCE_DIR
-    if not (saved / "config.json").is_file():
-        raise FileNotFoundError(
-            f"cannot resume {checkpoint} exactly: its run has no {REFERENCE_DIR}/ (the KL reference, the "
-            "weights before the first update, written by the run's start); start the run again with --init")
-    return saved
 
 
 def training_tasks(make_env: EnvFactory, cfg: GRPOConfig) -> tuple[list[Task] | None, list[Task]]:

@@ -13,13 +13,14 @@ import importlib
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from agents.algos.configs import BCConfig, FilteredConfig, GRPOConfig, SFTConfig, TRPOConfig
+from agents.algos.configs import BCConfig, DPOConfig, FilteredConfig, GRPOConfig, SFTConfig, TRPOConfig
 from agents.core.config import ConfigError
 from envs.protocol import ActionKind
 
 # What an agent's learn() gets as demos: conversations or mocap demonstrations the command line
-# builds, nothing (it plays the env), or the episodes it selects from an RL run's logs.
-LearnsFrom = Literal["demonstrations", "environment", "episode_logs"]
+# builds, nothing (it plays the env), the episodes it selects from an RL run's logs, or preference
+# pairs (from a file, or mined from an RL run's logs) it loads for the policy.
+LearnsFrom = Literal["demonstrations", "environment", "episode_logs", "preferences"]
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,8 @@ ALGORITHMS: tuple[Algorithm, ...] = (
               "trust-region policy optimisation with a GAE critic"),
     Algorithm("filtered", ("text", "box"), FilteredConfig, "agents.algos.filtered:FilteredAgent", "episode_logs",
               "reward-filtered fine-tuning of an RL checkpoint on its best logged episodes", distributed=True),
+    Algorithm("dpo", ("text",), DPOConfig, "agents.algos.dpo:DPOAgent", "preferences",
+              "direct preference optimisation (DPO, IPO, robust) on preference pairs or pairs mined from episode logs"),
 )
 NAMES: tuple[str, ...] = tuple(dict.fromkeys(a.name for a in ALGORITHMS))
 

@@ -43,7 +43,7 @@ from agents.core.envs import EnvFactory, action_kind, make_env_fn, parse_env_kwa
 from agents.core.evaluation import evaluate, format_comparison, format_table
 from agents.core.loading import load_policy, policy_class
 from agents.core.rollout import EpisodeSpec
-from agents.core.run import Run, check_run_dir, resumable_checkpoint
+from agents.core.run import Run, check_run_dir, resumable_checkpoint, run_folder_of
 from agents.core.tasks import TaskSplit, read_split, split_tasks, write_split
 from envs.gsm8k.demos import gsm8k_solution_conversations
 from envs.mimic.demos import MimicDemoSource
@@ -135,9 +135,12 @@ def check_envs(run_config: RunConfig) -> None:
 
 
 # ------------------------------------------------------------------------------ policy and data
-def make_policy(run_config: RunConfig, config: Any, kind: ActionKind, resume_dir: Path | None) -> Any:
+def make_policy(run_config: RunConfig, config: Any, kind: ActionKind, resume_dir: Path | None,
+                merge_init: bool = False) -> Any:
     """The policy to train: resumed, from ``--init``, from ``--model`` or new (the built-in
-    language model, or a Gaussian MLP sized by the env), with LoRA where the config asks."""
+    language model, or a Gaussian MLP sized by the env), with LoRA where the config asks.
+    ``merge_init``: an ``--init`` checkpoint's LoRA adapter is merged into its weights, so a new
+    adapter trains on top and the adapter-disabled model is the ``--init`` checkpoint itself."""
     import torch  # heavy: only a run that trains gets here
 
     torch.manual_seed(run_config.seed)
@@ -157,7 +160,7 @@ def make_policy(run_config: RunConfig, config: Any, kind: ActionKind, resume_dir
         return policy
     lm = policy_class("lm")
     if start:
-        policy = lm.load(start, device=run_config.device)
+        policy = lm.load(start, device=run_config.device, merge_lora=merge_init and resume_dir is None)
     elif run_config.model:
         policy = lm.from_pretrained(run_config.model, device=run_config.device)
     else:
@@ -246,6 +249,12 @@ def prepare(resolved: Resolved, run_config: RunConfig, resume_dir: Path | None) 
     if algorithm.learns_from == "episode_logs":
         policy, selection, split = algorithm.agent_class().prepare(run_config, config, resume_dir)
         return Prepared(policy, selection, split, make_env)
+    if algorithm.learns_from == "preferences":
+        # The reference is the starting model itself: an --init LoRA adapter is merged first.
+        policy = make_policy(run_config, config, resolved.action_kind, resume_dir, merge_init=True)
+        # Pairs mined from an RL run's logs: the env evaluation uses that run's task split.
+        split = read_split(run_folder_of(run_config.init)) if config.rl_log and run_config.init else None
+        return Prepared(policy, algorithm.agent_class().load_pairs(policy, config), split, make_env)
     policy = make_policy(run_config, config, resolved.action_kind, resume_dir)
     split = task_split(run_config, config)
     if algorithm.learns_from == "environment":

@@ -28,6 +28,7 @@ from agents.core.trajectory import Episode, write_episodes
 _STEP_DIR = re.compile(r"^step_(\d+)$")
 TRAINER_STATE = "trainer_state.pt"
 TRAINER_SUMMARY = "trainer_state.json"
+REFERENCE_DIR = "reference"  # the frozen reference of full fine-tuning (GRPO's KL, DPO), in the run folder
 
 
 class RunFolderError(ValueError):
@@ -285,3 +286,13 @@ def checkpoint_env(checkpoint: str | Path) -> tuple[str | None, dict[str, Any]]:
         if isinstance(metadata, dict) and metadata.get("env_id"):
             return str(metadata["env_id"]), {}
     return None, {}
+
+
+def reference_of(checkpoint: str | Path) -> Path:
+    """The frozen reference saved by the run that wrote ``checkpoint`` (``<run>/checkpoints/step_N``)."""
+    saved = Path(checkpoint).parent.parent / REFERENCE_DIR
+    if not (saved / "config.json").is_file():
+        raise FileNotFoundError(
+            f"cannot resume {checkpoint} exactly: its run has no {REFERENCE_DIR}/ (the frozen reference, the "
+            "weights before the first update, written by the run's start); start the run again with --init")
+    return saved

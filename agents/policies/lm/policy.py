@@ -266,6 +266,7 @@ class LMPolicy:
         """Write the frozen reference's weights (a run resumes with the same reference)."""
         if self._reference_model is None:
             raise RuntimeError("no frozen reference to save: call freeze_reference() first")
+        hf_logging.disable_progress_bar()  # as save(): no "Writing model shards" bar over the training bar
         with atomic_directory(directory) as staging:
             self._reference_model.save_pretrained(staging, safe_serialization=True)
 
