@@ -92,11 +92,17 @@ _repair_async_text_observations()
 _register("Wordle-v0", "envs.wordle.env:WordleEnv", disable_env_checker=True)
 
 # HumanoidMimic: 30 Hz control, 20 s episodes. One id per DeepMimic clip shipped with pybullet.
-_register("HumanoidMimic-v0", "envs.mimic.env:HumanoidMimicEnv", max_episode_steps=600,
-          kwargs={"motion": "walk"})
-for _clip in ("backflip", "cartwheel", "crawl", "dance_a", "dance_b", "getup_facedown", "getup_faceup",
-              "jump", "kick", "punch", "roll", "run", "spin", "spinkick", "walk"):
-    _id = "HumanoidMimic-" + "".join(part.capitalize() for part in _clip.split("_")) + "-v0"
-    _register(_id, "envs.mimic.env:HumanoidMimicEnv", max_episode_steps=600, kwargs={"motion": _clip})
-del _clip, _id
+# v1 has DeepMimic's episode rules (the env's defaults); v0 keeps the earlier ones for old results.
+# The rules live in envs.mimic.env, which imports MuJoCo: spell v0's here to keep this import light.
+_MIMIC_V0_RULES = {"sync_root": False, "reference_velocity": "euler", "zero_fall_reward": False,
+                   "fall_bodies": "auto", "clip_end": "truncate"}
+_MIMIC_CLIPS = ("backflip", "cartwheel", "crawl", "dance_a", "dance_b", "getup_facedown", "getup_faceup",
+                "jump", "kick", "punch", "roll", "run", "spin", "spinkick", "walk")
+for _version, _rules in (("v1", {}), ("v0", _MIMIC_V0_RULES)):
+    _register(f"HumanoidMimic-{_version}", "envs.mimic.env:HumanoidMimicEnv", max_episode_steps=600,
+              kwargs={"motion": "walk", **_rules})
+    for _clip in _MIMIC_CLIPS:
+        _id = "HumanoidMimic-" + "".join(part.capitalize() for part in _clip.split("_")) + f"-{_version}"
+        _register(_id, "envs.mimic.env:HumanoidMimicEnv", max_episode_steps=600, kwargs={"motion": _clip, **_rules})
+del _clip, _id, _version, _rules
 _register("GSM8K-v0", "envs.gsm8k.env:GSM8KEnv")

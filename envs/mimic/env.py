@@ -24,7 +24,7 @@ from envs.mimic.humanoid import (
     hinge_names,
     joint_kind,
 )
-from envs.mimic.mocap import Clip, resolve_motion
+from envs.mimic.mocap import Clip, ReferenceVelocity, resolve_motion
 from envs.protocol import ActionKind
 
 # DeepMimic's imitation reward (released code): term -> (weight, error scale).
@@ -42,6 +42,18 @@ _REWARD_SCALES = np.array([k for _, k in REWARD_TERMS.values()])
 _INSTABILITY_WARNINGS = (
     mujoco.mjtWarning.mjWARN_BADQPOS, mujoco.mjtWarning.mjWARN_BADQVEL, mujoco.mjtWarning.mjWARN_BADQACC,
 )
+
+# DeepMimic's fall-contact bodies (a contact with the ground ends the episode), from the
+# --fall_contact_bodies / --enable_char_contact_fall lines of its args/train_humanoid3d_<clip>_args.txt;
+# the body indices there are ours (BODY_NAMES has DeepMimic's humanoid3d order).
+_ALL_BUT_FEET = tuple(n for n in BODY_NAMES if n not in FOOT_BODIES)
+DEEPMIMIC_FALL_BODIES: dict[str, tuple[str, ...]] = {
+    **dict.fromkeys(("backflip", "dance_a", "dance_b", "dance_spin", "jog", "jump", "kick", "punch", "run",
+                     "spin", "spinkick", "walk", "zombie_walk"), _ALL_BUT_FEET),
+    "cartwheel": tuple(n for n in _ALL_BUT_FEET if not n.endswith("wrist")),
+    "crawl": ("root", "chest", "neck"),
+    **dict.fromkeys(("roll", "getup_facedown", "getup_faceup"), ()),  # trained with contact falls disabled
+}
 
 _MODEL_CACHE: dict[int, mujoco.MjModel] = {}
 _CLIP_CACHE: dict[tuple[str, int], Clip] = {}
@@ -122,6 +134,17 @@ class HumanoidMimicEnv(gym.Env):
     in its heading frame, heights measured from the ground. (c) differences of the root's world
     position, rotation, linear and angular velocity.
 
+    The reference velocities are DeepMimic's frame velocities, quaternion forward differences
+    (``reference_velocity="quaternion"``, see :class:`envs.mimic.mocap.Clip`), taken for the
+    interval at hand rather than lerped between frames as DeepMimic does: that makes them the
+    velocity of the reference pose itself, so a character moving exactly along the reference
+    scores a velocity term of at least 0.99 at every phase of every clip (with the lerp: 0.75 on
+    average on ``run``; ``"lerped"`` gives DeepMimic's exact rule). The reference root follows the
+    clip from the start of the episode; with ``sync_root`` (DeepMimic's ``sync_char_root_pos``)
+    each new loop of a looping clip starts with the reference root moved horizontally onto the
+    character's, so drift from earlier loops is not charged again. The step on which the
+    character falls is rewarded 0 (``zero_fall_reward``, as DeepMimic's ``CalcReward``).
+
     Joint weights (normalised to sum 1): root 1, chest 0.5, neck 0.3, hips 0.5, knees 0.3,
     ankles 0.2, shoulders 0.3, elbows 0.2. Setting the simulator to the reference state gives
     every term exactly 1.
@@ -132,18 +155,31 @@ class HumanoidMimicEnv(gym.Env):
     draw from [0, 1)).
 
     ## Episode End
-    - Termination: a body other than the feet touches the ground (bodies the reference clip itself
-      brings within 2.5 cm of the ground in 3 or more frames, e.g. hands in ``cartwheel``, are
-      allowed too); the root falls below ``min_root_height``; or the simulation becomes unstable
-      (MuJoCo resets it; that step has reward 0 and ``info["diverged"]``).
-    - Truncation: 20 s (600 steps) through the registered time limit; a non-looping clip also
-      truncates when it ends.
+    - Termination (a fall, ``info["fallen"]``, reward 0 on that step): one of the clip's fall-contact
+      bodies touches the ground, or the root falls below ``min_root_height``. The fall-contact
+      bodies (``fall_bodies="deepmimic"``) are those of DeepMimic's args file for the clip:
+
+      | Clips                                               | Bodies whose ground contact is a fall |
+      |-----------------------------------------------------|---------------------------------------|
+      | walk, run, backflip, jump, kick, punch, spin, spinkick, dance_a, dance_b | all but the feet |
+      | cartwheel                                           | all but the feet and the hands        |
+      | crawl                                               | root, chest, neck                     |
+      | roll, getup_facedown, getup_faceup                  | none (contact falls disabled)         |
+
+      A clip file of another name, and ``fall_bodies="auto"``: all but the feet and the bodies the
+      clip itself brings within 2.5 cm of the ground in 3 or more frames.
+    - Termination: the simulation becomes unstable (MuJoCo resets it; that step has reward 0 and
+      ``info["diverged"]``).
+    - Termination: a non-looping clip ends (``clip_end="terminate"``: DeepMimic counts the end of
+      the motion as a failure, so a value function sees nothing after it); ``clip_end="truncate"``
+      makes it a truncation instead.
+    - Truncation: 20 s (600 steps) through the registered time limit.
     - ``step`` after the episode has ended (terminated, or truncated at the end of a non-looping
       clip) raises ``RuntimeError``: call ``reset()``. Gymnasium's vector envs and SB3 reset
       finished envs themselves.
 
     ## Info
-    ``reward_terms``; ``mpjpe_mm`` (mean distance of the 15 body origins from the reference's, world
+    ``reward_terms``; ``fallen`` (present and true on the step of a fall); ``mpjpe_mm`` (mean distance of the 15 body origins from the reference's, world
     frame, this step); ``episode_mpjpe_mm`` (its mean over the episode so far); ``time_alive``
     (simulated seconds since reset); ``phase``; ``clip_time``.
 
@@ -167,6 +203,19 @@ class HumanoidMimicEnv(gym.Env):
     | `physics_hz`        | 300      | physics steps per second (a multiple of 30)                           |
     | `early_termination` | `True`   | end episodes on falls (contact or low root)                           |
     | `min_root_height`   | `None`   | fall threshold (m); default half the clip's lowest root height        |
+    | `sync_root`         | `True`   | each loop of a looping clip starts with the reference root on the character's (horizontally) |
+    | `reference_velocity`| `"quaternion"` | DeepMimic's frame velocities of the current interval; `"lerped"`: lerped between frames as DeepMimic's CalcFrameVel; `"euler"`: v0's Euler-angle differences (see ``envs.mimic.mocap.Clip``) |
+    | `zero_fall_reward`  | `True`   | reward 0 on the step of a fall                                        |
+    | `fall_bodies`       | `"deepmimic"` | fall-contact bodies: DeepMimic's per clip, `"auto"`, or a list of body names (`[]`: none) |
+    | `clip_end`          | `"terminate"` | the end of a non-looping clip: `"terminate"` (DeepMimic) or `"truncate"` (v0) |
+
+    ## Version History
+    - v1: DeepMimic's episode rules: per-loop root re-sync, quaternion reference velocities, reward 0
+      on the fall step, DeepMimic's fall-contact bodies per clip, the end of a non-looping clip is a
+      termination.
+    - v0: the same reward terms, weights and scales; reference velocities from Euler-angle
+      differences, no re-sync, the fall step rewarded, fall contacts from the clip's own ground
+      contacts (``fall_bodies="auto"``), a non-looping clip truncated at its end (the v0 ids pass these arguments).
     """
 
     metadata: dict[str, Any] = {"render_modes": ["rgb_array"], "render_fps": CONTROL_HZ}  # noqa: RUF012  (an instance attribute of gymnasium.Env)
@@ -183,12 +232,24 @@ class HumanoidMimicEnv(gym.Env):
         physics_hz: int = PHYSICS_HZ,
         early_termination: bool = True,
         min_root_height: float | None = None,
+        sync_root: bool = True,
+        reference_velocity: ReferenceVelocity = "quaternion",
+        zero_fall_reward: bool = True,
+        fall_bodies: str | Sequence[str] = "deepmimic",
+        clip_end: Literal["terminate", "truncate"] = "terminate",
     ) -> None:
         if render_mode not in (None, "rgb_array"):
             raise ValueError(f"render_mode must be None or 'rgb_array', got {render_mode!r}")
         if physics_hz % CONTROL_HZ or physics_hz <= 0:
             raise ValueError(f"physics_hz must be a positive multiple of {CONTROL_HZ}, got {physics_hz}")
+        if reference_velocity not in ("quaternion", "lerped", "euler"):
+            raise ValueError(f"reference_velocity must be 'quaternion', 'lerped' or 'euler', "
+                             f"got {reference_velocity!r}")
+        if clip_end not in ("terminate", "truncate"):
+            raise ValueError(f"clip_end must be 'terminate' or 'truncate', got {clip_end!r}")
         self.clip = _load_clip(motion)
+        self.sync_root, self.reference_velocity = bool(sync_root), reference_velocity
+        self.zero_fall_reward, self.clip_end = bool(zero_fall_reward), clip_end
         self.render_mode = render_mode
         self.width, self.height, self.ghost = width, height, ghost
         self.early_termination = early_termination
@@ -220,14 +281,11 @@ class HumanoidMimicEnv(gym.Env):
         self._joint_w = weights / weights.sum()
         self._ee = np.array([BODY_NAMES.index(n) for n in END_EFFECTORS])
 
-        key = (id(self.clip), physics_hz)  # cached clips live as long as the process
-        if key not in _GROUNDED_CACHE:
-            _GROUNDED_CACHE[key] = frozenset(self._bodies_reference_grounds())
-        self._allowed_bodies = set(FOOT_BODIES) | _GROUNDED_CACHE[key]
-        allowed_ids = {mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_BODY, n) for n in self._allowed_bodies}
+        self.fall_contact_bodies = self._resolve_fall_bodies(fall_bodies, physics_hz)
+        fall_ids = {mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_BODY, n) for n in self.fall_contact_bodies}
         floor = mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_GEOM, "floor")
         self._fall_geom = np.array(
-            [g != floor and m.geom_bodyid[g] not in allowed_ids for g in range(m.ngeom)], dtype=bool)
+            [g != floor and m.geom_bodyid[g] in fall_ids for g in range(m.ngeom)], dtype=bool)
         lowest_root = float(self.clip.qpos[:, 2].min())
         self.min_root_height = 0.5 * lowest_root if min_root_height is None else float(min_root_height)
 
@@ -236,12 +294,33 @@ class HumanoidMimicEnv(gym.Env):
 
         self._t = 0.0
         self._t0 = 0.0
+        self._ref_shift = np.zeros(2)  # horizontal move of the reference root since reset (sync_root)
         self._mpjpe_sum = 0.0
         self._steps = 0
         self._episode: Literal["not started", "running", "ended"] = "not started"
         self._renderer: mujoco.Renderer | None = None
 
     # ------------------------------------------------------------------ reference
+
+    def _resolve_fall_bodies(self, fall_bodies: str | Sequence[str], physics_hz: int) -> tuple[str, ...]:
+        if isinstance(fall_bodies, str):
+            if fall_bodies == "deepmimic" and self.clip.name in DEEPMIMIC_FALL_BODIES:
+                return DEEPMIMIC_FALL_BODIES[self.clip.name]
+            if fall_bodies not in ("deepmimic", "auto"):
+                raise ValueError(f"fall_bodies must be 'deepmimic', 'auto' or a list of body names, "
+                                 f"got {fall_bodies!r}")
+            # 'auto', and clips DeepMimic has no args file for: every body but the feet and those
+            # the clip itself brings to the ground
+            key = (id(self.clip), physics_hz)  # cached clips live as long as the process
+            if key not in _GROUNDED_CACHE:
+                _GROUNDED_CACHE[key] = frozenset(self._bodies_reference_grounds())
+            allowed = set(FOOT_BODIES) | _GROUNDED_CACHE[key]
+            return tuple(n for n in BODY_NAMES if n not in allowed)
+        names = tuple(fall_bodies)
+        unknown = sorted(set(names) - set(BODY_NAMES))
+        if unknown:
+            raise ValueError(f"fall_bodies: unknown bodies {unknown}; bodies: {', '.join(BODY_NAMES)}")
+        return tuple(n for n in BODY_NAMES if n in names)
 
     def _bodies_reference_grounds(self, clearance: float = 0.025, min_frames: int = 3) -> set[str]:
         """Bodies that the clip itself brings to the ground (within ``clearance`` metres in at
@@ -269,9 +348,15 @@ class HumanoidMimicEnv(gym.Env):
         """Reference qpos at clip time ``t`` in clip order (root 7, then the 28 hinges)."""
         return self.clip.qpos_at(t)
 
+    def _reference_state(self, t: float) -> tuple[np.ndarray, np.ndarray]:
+        qpos = self.clip.qpos_at(t)
+        return qpos, self.clip.qvel_at(t, self.reference_velocity, qpos)
+
     def _update_reference(self, t: float) -> None:
         d = self.ref_data
-        self._set_clip_state(d, self.clip.qpos_at(t), self.clip.qvel_at(t))
+        qpos, qvel = self._reference_state(t)
+        qpos[:2] += self._ref_shift
+        self._set_clip_state(d, qpos, qvel)
         self._kinematics(d)
 
     def _kinematics(self, d: mujoco.MjData) -> None:
@@ -284,7 +369,8 @@ class HumanoidMimicEnv(gym.Env):
     def set_state_to_reference(self, t: float) -> None:
         """Put the simulated character exactly in the reference state at clip time ``t``."""
         self._t = float(t)
-        self._set_clip_state(self.data, self.clip.qpos_at(t), self.clip.qvel_at(t))
+        self._ref_shift[:] = 0.0
+        self._set_clip_state(self.data, *self._reference_state(t))
         mujoco.mj_forward(self.model, self.data)
         mujoco.mj_subtreeVel(self.model, self.data)  # mj_forward leaves it stale unless a sensor needs it
         self._update_reference(t)
@@ -416,24 +502,32 @@ class HumanoidMimicEnv(gym.Env):
         bad_before = sum(d.warning[w].number for w in _INSTABILITY_WARNINGS)
         for _ in range(self.n_substeps):
             mujoco.mj_step(m, d)
-        self._t += self.dt
+        t_before, self._t = self._t, self._t + self.dt
         diverged = (sum(d.warning[w].number for w in _INSTABILITY_WARNINGS) > bad_before
                     or not (np.isfinite(d.qpos).all() and np.isfinite(d.qvel).all()))
         if diverged:
             # MuJoCo has already reset the state; keep the observation meaningful and finite
-            self._set_clip_state(d, self.clip.qpos_at(self._t), self.clip.qvel_at(self._t))
+            qpos, qvel = self._reference_state(self._t)
+            qpos[:2] += self._ref_shift
+            self._set_clip_state(d, qpos, qvel)
         mujoco.mj_forward(m, d)  # fresh positions, velocities and contacts at the new time
         mujoco.mj_subtreeVel(m, d)
+        if self.sync_root and self.clip.cycle(self._t) > self.clip.cycle(t_before):
+            # DeepMimic (sync_char_root_pos): a new loop of the clip starts where the character is
+            self._ref_shift[:] = d.qpos[:2] - self.clip.qpos_at(self._t)[:2]
         self._update_reference(self._t)
         reward, terms, mpjpe = self._reward()
-        if diverged:  # the simulation failed: no reward, and no MPJPE to average
+        fallen = not diverged and self.early_termination and self._fallen()
+        if diverged or (fallen and self.zero_fall_reward):  # no reward for the step that fails
             reward, terms = 0.0, dict.fromkeys(terms, 0.0)
+        if diverged:  # the simulation failed: no MPJPE to average
             mpjpe = self._mpjpe_sum / self._steps if self._steps else 0.0
         else:
             self._steps += 1
             self._mpjpe_sum += mpjpe
-        terminated = diverged or (self.early_termination and self._fallen())
-        truncated = self.clip.ended(self._t)
+        clip_over = self.clip.ended(self._t)
+        terminated = diverged or fallen or (clip_over and self.clip_end == "terminate")
+        truncated = clip_over and self.clip_end == "truncate"
         info = {
             "reward_terms": terms,
             "mpjpe_mm": mpjpe,
@@ -444,6 +538,8 @@ class HumanoidMimicEnv(gym.Env):
         }
         if diverged:
             info["diverged"] = True
+        if fallen:
+            info["fallen"] = True
         if terminated or truncated:
             self._episode = "ended"
         return self._obs(), reward, terminated, truncated, info

@@ -20,6 +20,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
@@ -205,6 +206,36 @@ class EulerDecomposer:
         return out
 
 
+class EulerRateMap:
+    """Euler-angle rates of nested hinges that give a wanted angular velocity (child frame).
+
+    For R = R_a1(q1) R_a2(q2) R_a3(q3), the child-frame angular velocity is
+    ``(R2 R3)^T e1 q1' + R3^T e2 q2' + e3 q3'``; the 3 x 3 map is solved per joint. It is
+    singular only where the middle angle is +-90 degrees, which :data:`EULER_AXES` keeps away
+    from on every shipped clip.
+    """
+
+    def __init__(self, axes: Sequence[str]) -> None:
+        # unit[n, k]: the k-th hinge axis of joint n; cross[n, k]: its cross-product matrix
+        self._unit = np.eye(3)[[["xyz".index(a) for a in order] for order in axes]]
+        self._cross = np.cross(self._unit[..., None, :], np.eye(3)[None, None] * -1.0)
+
+    def _rotation(self, k: int, angle: np.ndarray) -> np.ndarray:
+        """Rotations about each joint's k-th axis by ``angle`` (Rodrigues)."""
+        cross = self._cross[:, k]
+        s, c = np.sin(angle)[:, None, None], np.cos(angle)[:, None, None]
+        return np.eye(3) + s * cross + (1.0 - c) * (cross @ cross)
+
+    def rates(self, angles: np.ndarray, omega: np.ndarray) -> np.ndarray:
+        """``angles`` (n, 3) Euler angles, ``omega`` (n, 3) child-frame angular velocities."""
+        r2t = self._rotation(1, angles[:, 1]).transpose(0, 2, 1)
+        r3t = self._rotation(2, angles[:, 2]).transpose(0, 2, 1)
+        c2 = np.einsum("nij,nj->ni", r3t, self._unit[:, 1])
+        c1 = np.einsum("nij,nj->ni", r3t, np.einsum("nij,nj->ni", r2t, self._unit[:, 0]))
+        jacobian = np.stack([c1, c2, self._unit[:, 2]], axis=-1)
+        return np.linalg.solve(jacobian, omega[..., None])[..., 0]
+
+
 def wrap_angle(a: np.ndarray) -> np.ndarray:
     return (a + np.pi) % (2 * np.pi) - np.pi
 
@@ -364,14 +395,32 @@ def parse_motion(text: str, source: str = "<motion>") -> tuple[bool, np.ndarray]
     return loop == "wrap", frames
 
 
+ReferenceVelocity = Literal["quaternion", "lerped", "euler"]
+
+
 class Clip:
     """A motion clip converted to the MuJoCo humanoid, sampled at any time.
 
-    Between frames, rotations are slerped and positions and knee/elbow angles lerped;
-    velocities are the finite differences of consecutive frames (constant over each
-    interval). A looping clip
-    repeats with the root shifted horizontally by the cycle's displacement; a non-looping clip
-    holds its last pose (at rest) after it ends.
+    Between frames, rotations are slerped and positions and knee/elbow angles lerped. A looping
+    clip repeats with the root shifted horizontally by the cycle's displacement; a non-looping
+    clip holds its last pose (at rest) after it ends.
+
+    Velocities (:meth:`qvel_at`) come from DeepMimic's frame velocities (``cKinTree::CalcVel``):
+    at every frame the forward difference to the next one (root: world-frame angular velocity of
+    ``q1 q0^-1``; 3-DOF joints: angular velocity of ``q0^-1 q1`` in the child's frame; positions
+    and hinge angles: plain differences), the last frame repeating the one before. They are
+    turned into MuJoCo's generalised velocities at the pose of time ``t`` (root angular velocity
+    in the body frame, Euler-angle rates of each joint's three hinges). Three rules:
+
+    - ``"quaternion"``: the frame velocity of the interval holding ``t``. That is exactly the
+      velocity of the sampled pose (a slerp turns at a constant rate about a fixed axis), so a
+      character moving along the reference scores a velocity term of 1 between frames.
+    - ``"lerped"``: DeepMimic's ``cMotion::CalcFrameVel``, the frame velocities of the two frames
+      around ``t`` lerped. This runs half a frame ahead of the pose: on ``run`` a character
+      moving exactly along the reference scores a velocity term of 0.75 on average.
+    - ``"euler"`` (``HumanoidMimic-v0``): differences of the qpos rows, Euler angles included,
+      constant over each interval. The Euler angles of a slerp do not change linearly, so this
+      is not the velocity of the sampled pose either (backflip: 0.96 on average, near 0 at times).
     """
 
     def __init__(self, motion: str | Path) -> None:
@@ -404,6 +453,22 @@ class Clip:
             col += 3 if size == 4 else 1
         self._sph_cols = np.array(sph_cols)[:, None] + np.arange(3)
         self._hinge_cols = np.array(hinge_cols)
+        self._frame_vel = self._deepmimic_frame_velocities(spans)
+        self._euler_jacobian = EulerRateMap([EULER_AXES[n] for n in spherical])
+
+    def _deepmimic_frame_velocities(self, spans: np.ndarray) -> np.ndarray:
+        """(frames, 3 + 3 + 3 x 8 + 4): root linear and world angular velocity, the 3-DOF joints'
+        angular velocities in their child frames, the hinge rates; forward differences, the last
+        frame repeating the one before (DeepMimic's ``cKinTree::CalcVel``)."""
+        dt = spans[:, None]
+        root_q = self._quats[:, 0]
+        joint_q = self._quats[:, 1:]
+        root_lin = (self.qpos[1:, :3] - self.qpos[:-1, :3]) / dt
+        root_ang = quat_to_rotvec(quat_mul(root_q[1:], quat_conj(root_q[:-1]))) / dt
+        joint_ang = quat_to_rotvec(quat_mul(quat_conj(joint_q[:-1]), joint_q[1:])) / dt[:, :, None]
+        hinge = (self._hinges[1:] - self._hinges[:-1]) / dt
+        rows = np.concatenate([root_lin, root_ang, joint_ang.reshape(len(dt), -1), hinge], axis=1)
+        return np.concatenate([rows, rows[-1:]], axis=0)
 
     def _locate(self, t: float) -> tuple[int, int, float]:
         """(cycle, frame index i, fraction in [0, 1]) of clip time ``t``."""
@@ -415,6 +480,10 @@ class Clip:
         i = min(max(bisect.bisect_right(self._times_list, local) - 1, 0), self.num_frames - 2)
         t0, t1 = self._times_list[i], self._times_list[i + 1]
         return cycle, i, min(max((local - t0) / (t1 - t0), 0.0), 1.0)
+
+    def cycle(self, t: float) -> int:
+        """How many full loops of the clip lie before time ``t`` (0 for a non-looping clip)."""
+        return math.floor(t / self.duration) if self.loops else 0
 
     def phase(self, t: float) -> float:
         if self.loops:
@@ -435,11 +504,28 @@ class Clip:
         qpos[self._hinge_cols] = self._hinges[i] + a * (self._hinges[i + 1] - self._hinges[i])
         return qpos
 
-    def qvel_at(self, t: float) -> np.ndarray:
+    def qvel_at(self, t: float, rule: ReferenceVelocity = "quaternion", qpos: np.ndarray | None = None) -> np.ndarray:
+        """Reference qvel (clip order: root 6, then the 28 hinges) at time ``t``; zero after a
+        non-looping clip ends. ``qpos``: :meth:`qpos_at` of the same ``t``, if already at hand."""
         if self.ended(t):
             return np.zeros(self.interval_qvel.shape[1])
-        _, i, _ = self._locate(t)
-        return self.interval_qvel[i].copy()
+        _, i, a = self._locate(t)
+        if rule == "euler":
+            return self.interval_qvel[i].copy()
+        if rule == "quaternion":
+            vel = self._frame_vel[i]
+        elif rule == "lerped":
+            vel = self._frame_vel[i] + a * (self._frame_vel[i + 1] - self._frame_vel[i])
+        else:
+            raise ValueError(f"reference velocity rule must be 'quaternion', 'lerped' or 'euler', got {rule!r}")
+        if qpos is None:
+            qpos = self.qpos_at(t)
+        qvel = np.empty(self.interval_qvel.shape[1])
+        qvel[:3] = vel[:3]
+        qvel[3:6] = quat_to_matrix(qpos[3:7]).T @ vel[3:6]  # MuJoCo: the free joint's body frame
+        qvel[self._sph_cols - 1] = self._euler_jacobian.rates(qpos[self._sph_cols], vel[6:30].reshape(-1, 3))
+        qvel[self._hinge_cols - 1] = vel[30:]
+        return qvel
 
     def joint_quats(self, t: float) -> dict[str, np.ndarray]:
         """Local joint rotations of the pose at time ``t``."""

@@ -18,6 +18,7 @@ import envs  # noqa: F401  (registers the ids)
 from agents.core.trajectory import Episode
 from envs.mimic import mocap
 from envs.mimic.env import REWARD_TERMS, HumanoidMimicEnv, ReferencePolicy
+from envs.mimic.humanoid import BODY_NAMES
 
 pytestmark = pytest.mark.skipif(
     mocap.clip_dir() is None,
@@ -134,9 +135,9 @@ def test_step_before_reset_and_after_the_episode_ended_raise():
         env.step(np.zeros(28))
     env.reset(seed=1)
     assert not env.step(np.zeros(28))[2]  # a new episode steps again
-    kick = HumanoidMimicEnv(motion="kick")  # non-looping: truncated at the clip's end
+    kick = HumanoidMimicEnv(motion="kick")  # non-looping: the episode ends with the clip
     kick.reset(seed=0, options={"phase": 1.0})
-    assert kick.step(np.zeros(28))[3]
+    assert kick.step(np.zeros(28))[2]
     with pytest.raises(RuntimeError, match="reset"):
         kick.step(np.zeros(28))
 
@@ -144,8 +145,8 @@ def test_step_before_reset_and_after_the_episode_ended_raise():
 def test_vector_env_autoreset_never_steps_an_ended_episode():
     # SAME_STEP (as agents.algos.trpo uses) and NEXT_STEP; episodes end by falls, by the time limit and
     # (kick, non-looping) at the clip's end
-    fns = [lambda: gym.make("envs:HumanoidMimic-v0", max_episode_steps=30),
-           lambda: gym.make("envs:HumanoidMimic-Kick-v0", max_episode_steps=30)]
+    fns = [lambda: gym.make("envs:HumanoidMimic-v1", max_episode_steps=30),
+           lambda: gym.make("envs:HumanoidMimic-Kick-v1", max_episode_steps=30)]
     for mode in (gym.vector.AutoresetMode.SAME_STEP, gym.vector.AutoresetMode.NEXT_STEP):
         envs_ = gym.vector.SyncVectorEnv(fns, autoreset_mode=mode)
         envs_.reset(seed=0)
@@ -185,26 +186,33 @@ def test_falling_terminates_and_feet_contact_does_not(walk):
     assert not lenient.step(np.zeros(28))[2]
 
 
-def test_contacts_the_clip_itself_makes_are_allowed():
-    assert {"left_wrist", "right_wrist"} <= HumanoidMimicEnv(motion="cartwheel")._allowed_bodies
-    assert HumanoidMimicEnv(motion="walk")._allowed_bodies == {"left_ankle", "right_ankle"}
+def test_auto_fall_bodies_allow_the_contacts_the_clip_itself_makes():
+    cartwheel = HumanoidMimicEnv(motion="cartwheel", fall_bodies="auto").fall_contact_bodies
+    assert not {"left_wrist", "right_wrist", "left_ankle", "right_ankle"} & set(cartwheel)
+    walk = HumanoidMimicEnv(motion="walk", fall_bodies="auto").fall_contact_bodies
+    assert set(walk) == set(BODY_NAMES) - {"left_ankle", "right_ankle"}
 
 
-def test_non_looping_clip_truncates_at_its_end():
-    env = HumanoidMimicEnv(motion="kick")
+@pytest.mark.parametrize("clip_end, ends_as", [("terminate", 2), ("truncate", 3)])
+def test_non_looping_clip_ends_the_episode_at_its_end(clip_end, ends_as):
+    # DeepMimic counts the end of a non-looping motion as a failure (terminal); v0 truncated there
+    env = HumanoidMimicEnv(motion="kick", clip_end=clip_end)
     env.reset(seed=0, options={"phase": 0.98})
-    truncated, steps = False, 0
-    while not truncated and steps < 10:
-        _, _, _, truncated, _ = env.step(np.zeros(28))
+    steps, result = 0, None
+    while steps < 10:
+        result = env.step(env.targets_to_action(env.reference_qpos(env._t + env.dt)[7:]))
         steps += 1
-    assert truncated and steps <= 2
+        if result[2] or result[3]:
+            break
+    assert result is not None and result[ends_as] and not result[5 - ends_as] and steps <= 2
+    assert result[1] > 0.0  # the last step of the clip is no fall: it keeps its reward
 
 
 def test_registered_time_limit_truncates_at_20_seconds():
     ids = [k for k in gym.registry if k.startswith("HumanoidMimic-")]
-    assert "HumanoidMimic-Run-v0" in ids and len(ids) == 16
-    assert gym.spec("HumanoidMimic-v0").max_episode_steps == 600
-    env = gym.make("envs:HumanoidMimic-v0", early_termination=False)
+    assert {"HumanoidMimic-Run-v0", "HumanoidMimic-Run-v1"} <= set(ids) and len(ids) == 32
+    assert gym.spec("HumanoidMimic-v1").max_episode_steps == 600
+    env = gym.make("envs:HumanoidMimic-v1", early_termination=False)
     env.reset(seed=0)
     steps, truncated = 0, False
     while not truncated:
