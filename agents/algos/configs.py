@@ -273,8 +273,8 @@ PAIR_WITHIN = ("group", "task")
 
 @settings
 class DPOConfig(LanguageModelSettings, OptimizerSettings, PeriodicCheckpointSettings, LoggingSettings):
-    data: str | None = field(None, help="preference pairs: 'hh:PATH' (HH-RLHF JSONL: chosen / rejected transcripts) or a JSONL path of prompt|messages, chosen, rejected rows (give this or rl_log)")
-    rl_log: list[str] = field(default_factory=list, help="episodes.jsonl logs (or run folders) of RL runs: pairs mined per task, the best against the worst return, token-exact from the logged ids (give this or data)")
+    data: str | None = field(None, help="preference pairs: 'hh:PATH' (HH-RLHF JSONL: chosen / rejected transcripts) or a JSONL path of prompt|messages, chosen, rejected rows (or rl_log)")
+    rl_log: list[str] = field(default_factory=list, help="episodes.jsonl logs (or run folders) of RL runs: pairs mined per task, the best against the worst return, token-exact from the logged ids (or data)")
     pair_within: str = field("group", help="rl_log: pair episodes within one GRPO group (falls back to task where the log has no groups) | task (every logged episode of the same first prompt)")
     min_return_gap: float = field(0.0, help="rl_log: keep a pair only when best return - worst return >= this (and > 0)")
     loss: str = field("sigmoid", help="sigmoid (DPO; label_smoothing > 0: conservative DPO) | ipo (squared, target 1/(2 beta)) | robust (unbiased under label noise label_smoothing)")
@@ -295,9 +295,9 @@ class DPOConfig(LanguageModelSettings, OptimizerSettings, PeriodicCheckpointSett
     def __post_init__(self) -> None:
         _one_of(self, "loss", DPO_LOSSES)
         _one_of(self, "pair_within", PAIR_WITHIN)
-        if (self.data is None) == (not self.rl_log):
-            raise ValueError("give exactly one source of pairs: data (hh:PATH or a preference JSONL) or rl_log "
-                             "(episodes.jsonl of an RL run)")
+        if self.data is not None and self.rl_log:  # neither: an error when the run loads its pairs
+            raise ValueError("give one source of pairs: data (hh:PATH or a preference JSONL) or rl_log "
+                             "(episodes.jsonl of an RL run), not both")
         if self.beta <= 0:
             raise ValueError(f"beta must be > 0, got {self.beta}")
         if not 0 <= self.label_smoothing < 0.5:

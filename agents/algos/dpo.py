@@ -229,8 +229,10 @@ def load_pairs(policy: LMPolicy, cfg: DPOConfig) -> Pairs:
             raise DataError(f"{paths[0]}: the logged prompt ids differ from this model's tokenisation of the same "
                             "prompt; the logs come from a different model or tokenizer than --init")
         pairs.report = {"source": "rl_log", "logs": list(map(str, paths)), **pairs.report}
+    elif cfg.data is None:
+        raise DataError("no preference pairs named: set data=hh:PATH (HH-RLHF), data=PATH (preference JSONL) "
+                        "or rl_log=runs/<rl run>/episodes.jsonl")
     else:
-        assert cfg.data is not None
         data = hh_preferences(cfg.data[3:]) if cfg.data.startswith("hh:") else read_preferences_jsonl(cfg.data)
         pairs = tokenize_pairs(policy.tokenizer, data, cfg.max_length)
         pairs.report = {"source": cfg.data, **pairs.report}
@@ -312,6 +314,7 @@ class DPOAgent(PolicyAgent):
             raise DataError("DPO needs preference pairs: pass demos= (load_pairs(policy, config))")
         budget = budget or cfg.max_steps
         policy = self.policy
+        policy.sampling = dataclasses.replace(policy.sampling, max_new_tokens=cfg.max_new_tokens)
         order = np.random.default_rng(cfg.split_seed).permutation(len(pairs.pairs))
         val_count = min(round(len(order) * cfg.val_ratio), len(order) - 1)
         val = [pairs.pairs[i] for i in order[:val_count]]

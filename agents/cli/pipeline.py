@@ -3,13 +3,14 @@
 A pipeline file lists stages; each one is an ordinary training run (the functions behind
 ``python -m agents.train``, in this process) in ``<pipeline dir>/<stage>/``, started from the previous stage's ``final/``
 (``--init``); a ``filtered`` stage instead reads the previous stage's ``episodes.jsonl`` and
-fine-tunes its checkpoint (``rl_log``, ``rl_model_dir``). Running the same command again
+fine-tunes its checkpoint (``rl_log``, ``rl_model_dir``), and a ``dpo`` stage with no ``data`` of
+its own mines its preference pairs from that log (``rl_log``) as it starts from that checkpoint. Running the same command again
 resumes: a stage with ``final/`` is skipped, an interrupted one continues from its last
 checkpoint (``--resume``). After every stage ``summary.md`` (a table of the metrics per
 stage) and ``summary.png`` are rewritten from the stages' ``eval.json``::
 
     name: wordle
-    metrics: [held_out.wordle.win_rate, held_out.wordle.mean_guesses]   # paths into eval.json
+    metrics: [held_out.wordle.win_rate, held_out.wordle.mean_guesses]   # paths into eval.json (dpo.json: dpo.*)
     stages:
       - {name: sft, agent: sft, config: configs/wordle_sft.yaml, set: {train_task_fraction: 0.8}}
       - {name: grpo, agent: grpo, config: configs/wordle_grpo.yaml}
@@ -98,6 +99,9 @@ def read_pipeline(path: str | Path, overrides: Sequence[str] = ()) -> Pipeline:
         raise ConfigError(f"{path}: stage names must be unique, got {names}")
     if stages[0].agent == "filtered" and "rl_log" not in stages[0].overrides:
         raise ConfigError(f"{path}: a filtered stage needs an RL stage before it (or rl_log in its 'set')")
+    if mines_logs(stages[0]) and "rl_log" not in stages[0].overrides:
+        raise ConfigError(f"{path}: a dpo stage without data needs an RL stage before it (or data or rl_log "
+                          "in its 'set')")
     pipeline = Pipeline(str(data.get("name") or path.stem), stages, metrics, str(data.get("description", "")))
     apply_overrides(pipeline, overrides)
     return pipeline
@@ -143,15 +147,27 @@ class StageRun:
         return "python -m agents.train " + shlex.join(argv)
 
 
+def mines_logs(stage: Stage) -> bool:
+    """A dpo stage whose config and overrides name no preference ``data``: it learns from pairs
+    mined from the previous stage's episode log."""
+    if stage.agent != "dpo":
+        return False
+    given = {**(read_yaml(stage.config).get(stage.agent) or {}), **stage.overrides}
+    return not given.get("data") and not given.get("rl_log")
+
+
 def stage_run(stage: Stage, stage_dir: Path, previous: Path | None) -> StageRun:
     """A fresh stage: its config file and keys, chained to the previous stage's checkpoint
-    (``--init``) or, for a filtered stage, to its episode log and run folder."""
+    (``--init``), for a filtered stage to its episode log and run folder, and for a dpo stage
+    with no data of its own to its checkpoint and its episode log."""
     flags: dict[str, Any] = {"agent": stage.agent, "run_dir": str(stage_dir)}
     chained: dict[str, Any] = {}
     if previous is not None and stage.agent == "filtered":
         chained = {"rl_log": [str(previous / "episodes.jsonl")], "rl_model_dir": str(previous)}
     elif previous is not None and "init" not in stage.overrides:
         flags["init"] = str(previous / "final")
+    if previous is not None and mines_logs(stage):
+        chained = {"rl_log": [str(previous / "episodes.jsonl")]}
     return StageRun(stage.config, flags, {**chained, **stage.overrides})
 
 
@@ -256,6 +272,9 @@ def stage_metrics(run_dir: Path, pipeline: Pipeline) -> list[dict[str, Any]]:
     for stage in pipeline.stages:
         eval_path = run_dir / stage.name / "eval.json"
         report = json.loads(eval_path.read_text(encoding="utf-8")) if eval_path.is_file() else {}
+        dpo_path = run_dir / stage.name / "dpo.json"  # a dpo stage's held-out preference metrics
+        if dpo_path.is_file():
+            report["dpo"] = json.loads(dpo_path.read_text(encoding="utf-8"))
         done = (run_dir / stage.name / "final").is_dir()
         rows.append({"stage": stage.name, "agent": stage.agent, "done": done,
                      "metrics": {m: metric_value(report, m) for m in pipeline.metrics}})
