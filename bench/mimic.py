@@ -106,9 +106,9 @@ def main(argv: list[str] | None = None) -> int:
     clips = args.clips or available_clips()
     result = {
         "speed": {
-            "HumanoidMimic-v0_steps_per_s": round(ours_sps, 1),
+            "HumanoidMimic-v1_steps_per_s": round(ours_sps, 1),
             "Humanoid-v5_steps_per_s": round(theirs_sps, 1),
-            "HumanoidMimic-v0_sim_seconds_per_s": round(ours_sps * ours.dt, 2),
+            "HumanoidMimic-v1_sim_seconds_per_s": round(ours_sps * ours.dt, 2),
             "Humanoid-v5_sim_seconds_per_s": round(theirs_sps * theirs.dt, 2),
             "ratio_per_simulated_second": round(ratio, 3),
             "ratio_per_round": [round(x, 3) for x in ratios],

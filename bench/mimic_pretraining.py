@@ -1,5 +1,5 @@
 """Does behaviour cloning help TRPO on the humanoid? SFT (BC) + TRPO against TRPO from scratch for
-the same wall-clock budget on HumanoidMimic-v0 (walk). Prints one JSON object (also written to
+the same wall-clock budget on HumanoidMimic-v1 (walk). Prints one JSON object (also written to
 ``<out>/report.json``) and draws the learning curves to ``<out>/curves.png``.
 
     python bench/mimic_pretraining.py                         # 60 minutes per arm (about 1 hour in all)
@@ -43,7 +43,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-ENV_ID = "HumanoidMimic-v0"
+ENV_ID = "HumanoidMimic-v1"
 BC_CONFIG = "configs/mimic_walk_sft.yaml"
 TRPO_CONFIG = "configs/mimic_walk_trpo.yaml"
 CURVE_TAGS = ("rollout/time_alive", "rollout/reward_per_step", "train/elapsed_s")

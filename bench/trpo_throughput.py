@@ -5,7 +5,7 @@ the same network, batch, env and update settings. Prints one JSON object.
     python bench/trpo_throughput.py --quick    # 1 round of 1 + 2 iterations of 4 x 256 steps (~1 min)
 
 Both sides:
-- the env (default ``HumanoidMimic-v0``, walk): ``n_envs`` copies stepped in one process
+- the env (default ``HumanoidMimic-v1``, walk): ``n_envs`` copies stepped in one process
   (ours: Gymnasium's ``SyncVectorEnv``; SB3: ``DummyVecEnv`` + ``Monitor``), ``n_steps`` steps each
   per iteration;
 - the policy: a [256, 256] tanh MLP for the action mean with a state-independent log-std (init
@@ -130,7 +130,7 @@ def run_sb3(args: argparse.Namespace, seed: int) -> dict[str, float]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--env", default="HumanoidMimic-v0", help="Box-action env id (default: %(default)s)")
+    parser.add_argument("--env", default="HumanoidMimic-v1", help="Box-action env id (default: %(default)s)")
     parser.add_argument("--n-envs", type=int, default=8, help="envs per side (default: %(default)s)")
     parser.add_argument("--n-steps", type=int, default=256, help="steps per env per iteration (default: %(default)s)")
     parser.add_argument("--critic-epochs", type=int, default=10, help="critic passes per iteration (default: %(default)s)")

@@ -63,6 +63,6 @@ def lookup(name: str, action_kind: ActionKind) -> Algorithm:
         if algorithm.name == name and action_kind in algorithm.action_kinds:
             return algorithm
     fits = [a.name for a in ALGORITHMS if action_kind in a.action_kinds]
-    needs = "Box (continuous) actions, e.g. --env HumanoidMimic-v0" if action_kind == "text" else \
+    needs = "Box (continuous) actions, e.g. --env HumanoidMimic-v1" if action_kind == "text" else \
         "text actions, e.g. --env Wordle-v0"
     raise ConfigError(f"agent {name!r} needs {needs}; on this env use: {', '.join(dict.fromkeys(fits))}")

@@ -442,7 +442,7 @@ def build_parser() -> argparse.ArgumentParser:
         return "\n".join(f"  {k:<24} {v}" for k, v in keys)
 
     sections = [
-        "envs: Wordle-v0, GSM8K-v0 (text actions: language-model policy); HumanoidMimic-v0 and one id per clip",
+        "envs: Wordle-v0, GSM8K-v0 (text actions: language-model policy); HumanoidMimic-v1 and one id per clip",
         "      (Box actions: Gaussian MLP policy)",
         "agents (name, the actions it takes, what it does):",
         *(f"  {a.name:<9} {' + '.join(a.action_kinds):<11} {a.summary}" for a in ALGORITHMS),

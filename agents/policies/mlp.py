@@ -222,7 +222,7 @@ class GaussianMLPPolicy(torch.nn.Module):
         if not isinstance(env.observation_space, spaces.Box) or not isinstance(env.action_space, spaces.Box):
             raise CheckpointError(
                 f"this Gaussian MLP checkpoint acts on float-vector (Box) envs such as "
-                f"{self.metadata.get('env_id', 'HumanoidMimic-v0')}, but this env has "
+                f"{self.metadata.get('env_id', 'HumanoidMimic-v1')}, but this env has "
                 f"{type(env.observation_space).__name__} observations and {type(env.action_space).__name__} actions")
         obs_shape, act_shape = env.observation_space.shape, env.action_space.shape
         if obs_shape != (self.obs_dim,):

@@ -65,7 +65,7 @@ class GSM8KEnv(gym.Env):
 
     Text spaces do not fit Stable-Baselines3, which needs ``Box`` / ``Discrete`` spaces: train
     this env with the language-model agents here (``sft``, ``grpo``, ``filtered``, ``dpo``), and use
-    ``HumanoidMimic-v0`` to try SB3.
+    ``HumanoidMimic-v1`` to try SB3.
 
     ## Rewards
     | term | value |

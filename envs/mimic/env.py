@@ -188,7 +188,7 @@ class HumanoidMimicEnv(gym.Env):
     directly; it passes their ``check_env``.
 
     ## Scripted policies
-    ``reference`` (``python -m agents.evaluate --env HumanoidMimic-v0 --policy reference``): the
+    ``reference`` (``python -m agents.evaluate --env HumanoidMimic-v1 --policy reference``): the
     open-loop baseline, PD targets = the reference pose at the clip time it reads from the phase
     in the observation (so one policy object serves any number of envs). It falls after about a
     second: PD tracking without feedback cannot balance.

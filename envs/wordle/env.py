@@ -101,7 +101,7 @@ class WordleEnv(gym.Env):
     and ``Dict`` spaces, so they cannot train on ``Text`` spaces (their ``check_env`` says
     "must be a numpy array"; ``PPO(...)`` fails with "'NoneType' object is not iterable").
     Train language-model policies on Wordle with this package's agents (``sft``, ``grpo``,
-    ``filtered``); ``HumanoidMimic-v0`` is the env for SB3.
+    ``filtered``); ``HumanoidMimic-v1`` is the env for SB3.
 
     ## Arguments
     | argument | default | meaning |

@@ -49,7 +49,7 @@ def tiny_config(**kwargs) -> BCConfig:
 def walk() -> gym.Env:
     if mocap.clip_dir() is None:
         pytest.skip("pybullet_data ships the humanoid clips; not installed")
-    return gym.make("envs:HumanoidMimic-v0")
+    return gym.make("envs:HumanoidMimic-v1")
 
 
 @needs_clips
@@ -215,7 +215,7 @@ def test_train_cli_clones_evaluates_against_the_reference_and_refuses_bad_checkp
     corrupt = tmp_path / "corrupt"
     GaussianMLPPolicy(224, 28, hidden=(4,)).save(corrupt)
     (corrupt / "model.safetensors").write_bytes(b"oops")
-    base = ["--env", "HumanoidMimic-v0", "--agent", "sft", "--run-dir", str(never)]
+    base = ["--env", "HumanoidMimic-v1", "--agent", "sft", "--run-dir", str(never)]
     for args, message in [
         (["--init", str(tmp_path / "small")], "observations of size 10"),
         (["--init", str(corrupt)], "corrupt"),
@@ -227,7 +227,7 @@ def test_train_cli_clones_evaluates_against_the_reference_and_refuses_bad_checkp
         errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
         assert len(errors) == 1 and message in errors[0], (args, errors)
         assert not never.exists()
-    assert evaluate.main(["--env", "HumanoidMimic-v0", "--env-kwargs", '{"motion": "run"}',
+    assert evaluate.main(["--env", "HumanoidMimic-v1", "--env-kwargs", '{"motion": "run"}',
                           "--policy", str(run_dir / "final"), "--episodes", "1"]) == 2
     assert "trained on motion 'walk'" in capsys.readouterr().err
 

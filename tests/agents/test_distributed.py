@@ -65,7 +65,7 @@ def test_sft_on_two_processes_takes_the_same_steps_as_on_one(tmp_path: Path) -> 
 
 
 def test_an_agent_that_runs_in_one_process_says_so_under_torchrun(tmp_path: Path) -> None:
-    result = launch("--agent", "trpo", "--env", "HumanoidMimic-v0", "--run-dir", str(tmp_path / "run"), processes=2)
+    result = launch("--agent", "trpo", "--env", "HumanoidMimic-v1", "--run-dir", str(tmp_path / "run"), processes=2)
     assert result.returncode != 0
     assert "agent 'trpo' runs in one process for now" in result.stderr
     assert not (tmp_path / "run").exists()
@@ -106,14 +106,14 @@ def test_filtered_on_two_processes_matches_one(tmp_path: Path, kind: str) -> Non
                       "--set", f"model_config={TINY}", "--set", "iterations=2", "--set", "prompts_per_step=4",
                       "--set", "group_size=2", "--set", "max_new_tokens=8", "--no-eval", "--run-dir", str(rl))
     else:
-        made = launch("--agent", "trpo", "--env", "HumanoidMimic-v0", "--set", "hidden=[16]", "--set", "critic_hidden=[16]",
+        made = launch("--agent", "trpo", "--env", "HumanoidMimic-v1", "--set", "hidden=[16]", "--set", "critic_hidden=[16]",
                       "--set", "total_steps=256", "--set", "n_envs=2", "--set", "n_steps=128", "--no-eval",
                       "--run-dir", str(rl))
     assert made.returncode == 0, made.stderr
     runs = {}
     for processes in (1, 2):
         out = tmp_path / f"filtered{processes}"
-        result = launch("--agent", "filtered", "--env", "Wordle-v0" if kind == "language model" else "HumanoidMimic-v0",
+        result = launch("--agent", "filtered", "--env", "Wordle-v0" if kind == "language model" else "HumanoidMimic-v1",
                         *(["--env-kwargs", json.dumps({"answers": ANSWERS})] if kind == "language model" else []),
                         "--set", f"rl_log={rl / 'episodes.jsonl'}", "--set", "top_fraction=1.0", "--set", "epochs=2",
                         "--set", "batch_size=5", "--set", "val_fraction=0.2", "--no-eval", "--run-dir", str(out),
@@ -170,7 +170,7 @@ class SimpleAgent:
 
 
 def test_behaviour_cloning_on_two_processes_matches_one(tmp_path: Path) -> None:
-    bc = ["--env", "HumanoidMimic-v0", "--set", "hidden=[16]", "--set", "max_steps=30", "--set", "batch_size=64",
+    bc = ["--env", "HumanoidMimic-v1", "--set", "hidden=[16]", "--set", "max_steps=30", "--set", "batch_size=64",
           "--set", "reference_states=60", "--set", "noisy_episodes=2", "--set", "horizon=10", "--set", "dagger_rounds=1",
           "--set", "dagger_episodes=2", "--set", "eval_every=10", "--set", "log_every=5", "--no-eval"]
     for processes in (1, 2):

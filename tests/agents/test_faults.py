@@ -225,7 +225,7 @@ def test_sampled_evaluation_is_reproducible_by_seed(sft_run: Path, tmp_path: Pat
 
 
 def test_checkpoints_refuse_envs_they_cannot_act_on(sft_run: Path, tmp_path: Path, capsys) -> None:
-    code, _, err = evaluate(capsys, "--env", "HumanoidMimic-v0", "--policy", str(sft_run / "final"),
+    code, _, err = evaluate(capsys, "--env", "HumanoidMimic-v1", "--policy", str(sft_run / "final"),
                             "--episodes", "1")
     assert code == 2 and "language-model checkpoint" in one_error(err)
 
@@ -239,7 +239,7 @@ def test_checkpoints_refuse_envs_they_cannot_act_on(sft_run: Path, tmp_path: Pat
     from agents.policies.mlp import GaussianMLPPolicy
 
     mlp = tmp_path / "mlp"
-    GaussianMLPPolicy(4, 2, hidden=(8,), metadata={"env_id": "HumanoidMimic-v0"}).save(mlp)
+    GaussianMLPPolicy(4, 2, hidden=(8,), metadata={"env_id": "HumanoidMimic-v1"}).save(mlp)
     code, _, err = evaluate(capsys, "--env", "Wordle-v0", "--env-kwargs", KWARGS, "--policy", str(mlp),
                             "--episodes", "1")
     assert code == 2 and "float-vector (Box) envs" in one_error(err)

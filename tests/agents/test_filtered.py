@@ -103,7 +103,7 @@ def test_dedup_of_float_trajectories_read_from_a_packed_log(tmp_path: Path) -> N
     obs, actions = rng.normal(size=(5, 6)).astype(np.float32), rng.uniform(-1, 1, (5, 2)).astype(np.float32)
 
     def box(o: np.ndarray, a: np.ndarray, seed: int) -> Episode:
-        return Episode(env_id="HumanoidMimic-v0", seed=seed, observations=o, actions=a, rewards=(1.0,) * len(o),
+        return Episode(env_id="HumanoidMimic-v1", seed=seed, observations=o, actions=a, rewards=(1.0,) * len(o),
                        terminated=True, truncated=False)
 
     nudged = actions.copy()
@@ -429,7 +429,7 @@ def test_humanoid_filtered_run_clones_the_best_episodes(tmp_path: Path, capsys: 
     from agents.policies.mlp import GaussianMLPPolicy
 
     def make() -> gym.Env:
-        return gym.make("HumanoidMimic-v0", max_episode_steps=40)
+        return gym.make("HumanoidMimic-v1", max_episode_steps=40)
 
     probe = make()
     torch.manual_seed(0)
@@ -437,13 +437,13 @@ def test_humanoid_filtered_run_clones_the_best_episodes(tmp_path: Path, capsys: 
     probe.close()
     rl = tmp_path / "trpo"
     policy.save(rl / "final")
-    (rl / "config.yaml").write_text(yaml.safe_dump({"env": "HumanoidMimic-v0", "agent": "trpo",
+    (rl / "config.yaml").write_text(yaml.safe_dump({"env": "HumanoidMimic-v1", "agent": "trpo",
                                                    "env_kwargs": {"motion": "walk"}}))
     games = play_episodes(make, policy, [EpisodeSpec(seed=i) for i in range(6)], batch_size=6, deterministic=False)
     write_episodes(rl / "episodes.jsonl", games)
 
     out = tmp_path / "filtered"
-    code = main(["--agent", "filtered", "--env", "HumanoidMimic-v0", "--env-kwargs", '{"motion": "walk"}',
+    code = main(["--agent", "filtered", "--env", "HumanoidMimic-v1", "--env-kwargs", '{"motion": "walk"}',
                  "--set", f"rl_log={rl}", "--set", "top_fraction=0.5", "--set", "epochs=3", "--set", "batch_size=16",
                  "--set", "learning_rate=3e-3", "--set", "val_fraction=0", "--set", "eval_episodes=1",
                  "--run-dir", str(out)])
@@ -462,7 +462,7 @@ def test_humanoid_filtered_run_clones_the_best_episodes(tmp_path: Path, capsys: 
     summary = json.loads((out / "eval.json").read_text())["all"]
     assert summary["episodes"] == 1 and "mean_time_alive" in summary["mimic"]
     summary = evaluate_cli(["--policy", str(out / "final"), "--episodes", "1", "--json"], capsys)
-    assert set(summary) == COMMON_KEYS | {"mimic"} and summary["env"] == "HumanoidMimic-v0"
+    assert set(summary) == COMMON_KEYS | {"mimic"} and summary["env"] == "HumanoidMimic-v1"
     with pytest.raises(CheckpointError):
         GaussianMLPPolicy.load(out)  # the run folder itself is not a checkpoint
 

@@ -111,14 +111,14 @@ def test_check_compatible_refuses_other_sizes_and_motions(tmp_path: Path) -> Non
 
     from agents.core.loading import load_policy
 
-    walk = gym.make("envs:HumanoidMimic-v0")
+    walk = gym.make("envs:HumanoidMimic-v1")
     policy = GaussianMLPPolicy.for_env(walk, hidden=(8,))
-    assert policy.metadata == {"env_id": "HumanoidMimic-v0", "motion": "walk"}
+    assert policy.metadata == {"env_id": "HumanoidMimic-v1", "motion": "walk"}
     policy.check_compatible(walk)
     policy.save(tmp_path / "walk")
     assert isinstance(load_policy(str(tmp_path / "walk"), walk), GaussianMLPPolicy)
     with pytest.raises(CheckpointError, match="trained on motion 'walk' but the env plays 'run'"):
-        load_policy(str(tmp_path / "walk"), gym.make("envs:HumanoidMimic-v0", motion="run"))
+        load_policy(str(tmp_path / "walk"), gym.make("envs:HumanoidMimic-v1", motion="run"))
     GaussianMLPPolicy(10, 28, hidden=(8,), metadata={"env_id": "Other-v0"}).save(tmp_path / "small")
     with pytest.raises(CheckpointError, match="observations of size 10 but the env gives"):
         load_policy(str(tmp_path / "small"), walk)

@@ -16,7 +16,7 @@ from agents.core.trajectory import Episode, read_episodes, write_episodes
 
 def box_episode(obs: np.ndarray, actions: np.ndarray) -> Episode:
     n = len(obs)
-    return Episode(env_id="HumanoidMimic-v0", seed=3, observations=obs, actions=actions,
+    return Episode(env_id="HumanoidMimic-v1", seed=3, observations=obs, actions=actions,
                    rewards=(0.5,) * n, terminated=True, truncated=False, reward_terms={"pose": 0.2 * n})
 
 

@@ -1,7 +1,7 @@
 """TRPO: conjugate gradient, GAE against hand-computed values (truncation bootstraps, termination
 does not), the Fisher-vector product against the explicit Gauss-Newton Fisher of a Gaussian, a
 trust-region step, final observations on truncation, the BC -> TRPO hand-off, a 2k-step smoke run
-on HumanoidMimic-v0, exact resume and sync == async vector envs. Tiny nets, one thread.
+on HumanoidMimic-v1, exact resume and sync == async vector envs. Tiny nets, one thread.
 """
 
 from __future__ import annotations
@@ -165,7 +165,7 @@ def test_config_validation_and_the_mimic_yaml() -> None:
     with pytest.raises(ConfigError, match="unknown key"):
         build(TRPOConfig, {"n_env": 4}, "trpo")
     data = read_yaml("configs/mimic_walk_trpo.yaml")
-    assert data["agent"] == "trpo" and data["env"] == "HumanoidMimic-v0"
+    assert data["agent"] == "trpo" and data["env"] == "HumanoidMimic-v1"
     cfg = build(TRPOConfig, data["trpo"], "trpo")
     assert cfg.target_kl == 0.01 and cfg.log_episodes
 
@@ -233,7 +233,7 @@ def test_obs_stats_continue_from_bc() -> None:
 def test_smoke_2k_steps_on_the_humanoid(tmp_path) -> None:
     from agents.core.envs import make_env_fn
 
-    make = make_env_fn("HumanoidMimic-v0", {})
+    make = make_env_fn("HumanoidMimic-v1", {})
     env = make()
     torch.manual_seed(0)
     policy = GaussianMLPPolicy.for_env(env, hidden=[16])
@@ -249,7 +249,7 @@ def test_smoke_2k_steps_on_the_humanoid(tmp_path) -> None:
     loaded = load_policy(str(run.final_dir), env)  # the policy's own format: evaluate / render load it
     assert state_equal(loaded, policy)
     episodes = list(read_episodes(run.episodes_path))
-    assert episodes and all(e.env_id == "HumanoidMimic-v0" for e in episodes)
+    assert episodes and all(e.env_id == "HumanoidMimic-v1" for e in episodes)
     first = episodes[0]
     assert len(first.observations[0]) == 224 and len(first.actions[0]) == 28
     assert all(-1 <= a <= 1 for a in first.actions[0])  # executed (clipped) actions

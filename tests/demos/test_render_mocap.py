@@ -28,7 +28,7 @@ def render(*args: str) -> subprocess.CompletedProcess:
 def test_one_second_rollout_of_a_checkpoint_policy(tmp_path: Path) -> None:
     imageio = pytest.importorskip("imageio.v2")
     torch.manual_seed(0)
-    GaussianMLPPolicy.for_env(gym.make("envs:HumanoidMimic-v0", motion="run"), hidden=(16,)).save(tmp_path / "run")
+    GaussianMLPPolicy.for_env(gym.make("envs:HumanoidMimic-v1", motion="run"), hidden=(16,)).save(tmp_path / "run")
     out = tmp_path / "rollout.gif"
     result = render("--policy", str(tmp_path / "run"), "--seconds", "1", "--ghost", "--out", str(out))
     if result.returncode != 0 and "gl" in result.stderr.lower() and "Error" in result.stderr:
@@ -49,7 +49,7 @@ def test_checkpoints_it_cannot_play_are_one_clear_error(tmp_path: Path, capsys) 
     GaussianMLPPolicy(10, 28, hidden=(4,)).save(tmp_path / "small")
     assert render_mocap.main(["--policy", str(tmp_path / "small"), "--out", str(tmp_path / "a.gif")]) == 2
     assert "error: the policy reads observations of size 10" in capsys.readouterr().err
-    GaussianMLPPolicy.for_env(gym.make("envs:HumanoidMimic-v0", motion="run"), hidden=(4,)).save(tmp_path / "run")
+    GaussianMLPPolicy.for_env(gym.make("envs:HumanoidMimic-v1", motion="run"), hidden=(4,)).save(tmp_path / "run")
     assert render_mocap.main(["--policy", str(tmp_path / "run"), "--motion", "walk", "--out", str(tmp_path / "b.gif")]) == 2
     assert "trained on motion 'run'" in capsys.readouterr().err
     assert render_mocap.main(["--policy", "reference", "--seconds", "0", "--out", str(tmp_path / "d.gif")]) == 2

@@ -226,4 +226,4 @@ def test_docstring_lists_every_info_key_and_the_sb3_caveat(data_file: Path) -> N
     *_, step_info = env.step("#### 7")
     for key in {*reset_info, *step_info}:
         assert f"``{key}``" in info_section, key
-    assert "Stable-Baselines3" in doc and "HumanoidMimic-v0" in doc
+    assert "Stable-Baselines3" in doc and "HumanoidMimic-v1" in doc

@@ -27,7 +27,7 @@ PHASES = np.linspace(0.05, 0.95, 8)
 
 @pytest.fixture(scope="module")
 def walk() -> gym.Env:
-    return gym.make("envs:HumanoidMimic-v0")
+    return gym.make("envs:HumanoidMimic-v1")
 
 
 def _alive(env: gym.Env, expert: TrackingExpert, seeds: range) -> float:

@@ -210,7 +210,7 @@ def test_non_looping_clip_ends_the_episode_at_its_end(clip_end, ends_as):
 
 def test_registered_time_limit_truncates_at_20_seconds():
     ids = [k for k in gym.registry if k.startswith("HumanoidMimic-")]
-    assert {"HumanoidMimic-Run-v0", "HumanoidMimic-Run-v1"} <= set(ids) and len(ids) == 32
+    assert {"HumanoidMimic-Run-v1", "HumanoidMimic-Run-v1"} <= set(ids) and len(ids) == 32
     assert gym.spec("HumanoidMimic-v1").max_episode_steps == 600
     env = gym.make("envs:HumanoidMimic-v1", early_termination=False)
     env.reset(seed=0)
@@ -226,7 +226,7 @@ def test_registered_time_limit_truncates_at_20_seconds():
 def test_check_env_passes():
     from gymnasium.utils.env_checker import check_env
 
-    env = gym.make("envs:HumanoidMimic-Run-v0")
+    env = gym.make("envs:HumanoidMimic-Run-v1")
     check_env(env.unwrapped, skip_render_check=True)
     env.close()
 
@@ -250,7 +250,7 @@ def test_open_loop_reference_stays_up_about_a_second_then_falls(walk):
 
 def test_summarize_episodes_uses_final_step_info():
     def episode(n, alive, mpjpe, terminated):
-        return Episode(env_id="HumanoidMimic-v0", seed=0, observations=(0,) * n, actions=(0,) * n,
+        return Episode(env_id="HumanoidMimic-v1", seed=0, observations=(0,) * n, actions=(0,) * n,
                        rewards=(0.5,) * n, terminated=terminated, truncated=not terminated,
                        info={"time_alive": alive, "episode_mpjpe_mm": mpjpe, "mpjpe_mm": 999.0})
 
@@ -310,7 +310,7 @@ def test_render_demo_writes_video_and_gif(tmp_path):
 def test_sb3_check_env_passes_without_warnings():
     from stable_baselines3.common.env_checker import check_env
 
-    env = gym.make("envs:HumanoidMimic-v0")
+    env = gym.make("envs:HumanoidMimic-v1")
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         check_env(env)
@@ -320,7 +320,7 @@ def test_sb3_check_env_passes_without_warnings():
 def test_sb3_contrib_trpo_learns_a_few_steps():
     from sb3_contrib import TRPO
 
-    env = gym.make("envs:HumanoidMimic-v0")
+    env = gym.make("envs:HumanoidMimic-v1")
     model = TRPO("MlpPolicy", env, n_steps=32, batch_size=32, n_critic_updates=1, cg_max_steps=3, seed=0,
                  device="cpu", policy_kwargs={"net_arch": [16]})
     model.learn(total_timesteps=64)  # two rollouts: the second starts from SB3's own resets
@@ -334,7 +334,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium.wrappers import RecordVideo
 import envs
-env = gym.make("envs:HumanoidMimic-v0", render_mode="rgb_array", width=64, height=48, ghost=False)
+env = gym.make("envs:HumanoidMimic-v1", render_mode="rgb_array", width=64, height=48, ghost=False)
 env = RecordVideo(env, sys.argv[1], episode_trigger=lambda episode: True, name_prefix="mimic")
 env.reset(seed=0)
 for _ in range(9):
@@ -359,7 +359,7 @@ def test_record_video_writes_an_mp4(tmp_path):
 def test_sb3_ppo_runs():
     from stable_baselines3 import PPO
 
-    env = gym.make("envs:HumanoidMimic-v0")
+    env = gym.make("envs:HumanoidMimic-v1")
     model = PPO("MlpPolicy", env, n_steps=32, batch_size=32, n_epochs=1, seed=0, device="cpu")
     model.learn(total_timesteps=32)
     action, _ = model.predict(env.reset(seed=0)[0], deterministic=True)
@@ -369,7 +369,7 @@ def test_sb3_ppo_runs():
 
 def test_evaluate_cli_reports_time_alive_and_mpjpe():
     result = subprocess.run(
-        [sys.executable, "-m", "agents.evaluate", "--env", "HumanoidMimic-v0", "--policy", "reference",
+        [sys.executable, "-m", "agents.evaluate", "--env", "HumanoidMimic-v1", "--policy", "reference",
          "--episodes", "2", "--json"],
         cwd=ROOT, capture_output=True, text=True, timeout=120,
     )
