@@ -3,6 +3,12 @@
     python bench/grpo_throughput.py                    # 12 minutes on the shared 2-core machine at load ~3
     python bench/grpo_throughput.py --quick            # 1 round of 1 + 2 steps, 1 memory step per child
     python bench/grpo_throughput.py --skip-throughput  # only the peak-memory subprocesses (--skip-memory: the reverse)
+    python bench/grpo_throughput.py --device cuda --model-shape qwen2.5-0.5b --lora-r 16 --skip-memory
+
+``--model-shape`` trains a randomly initialised model of a published shape (``bench/model_shapes.py``:
+Qwen2.5-0.5B / 1.5B, with a local tokenizer, ``--shape-tokenizer``) instead of the built-in one: the
+speed of the real checkpoint without a download. On CUDA each side's throughput run also reports its
+peak GPU memory (``torch.cuda.max_memory_allocated``, reset before the side's run).
 
 Everything runs at the priority it is started with: when other jobs hold both cores, a run takes
 hours; then trust the per-CPU-second numbers, not the wall-clock ones.
@@ -81,6 +87,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import gc
 import json
 import os
 import platform
@@ -100,6 +107,7 @@ import torch
 
 from agents.algos.grpo import GRPOAgent, GRPOConfig
 from agents.policies.lm.policy import LMPolicy
+from bench.model_shapes import DEFAULT_TOKENIZER, SHAPES, describe, shaped_policy
 from envs.gsm8k.answer import extract_answer
 from envs.gsm8k.env import GSM8KEnv
 
@@ -107,6 +115,11 @@ DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "gsm8k"
 GOAL_RATIO_VS_TRL = 1.0
 GOAL_MEMORY_RATIO = 1.3
 DIGIT_SHAPING = 0.1  # weight of the dense digit-share term added to the GSM8K reward
+# Weight per character of a completion-length term (--length-shaping; 0 unless set, or a shaped model):
+# a random model with a BPE tokenizer rarely samples digits, so without it whole groups can tie and
+# our agent would skip them while TRL trains on them.
+SHAPING = {"length": 0.0}
+SHAPED_MODEL_LENGTH_SHAPING = 1e-3
 LEARNING_RATE = 1e-5
 ADAM_BETAS = (0.9, 0.99)  # ours; TRL gets the same through adam_beta1 / adam_beta2
 SFT_PROBLEMS = 512
@@ -123,9 +136,14 @@ def digit_share(text: str) -> float:
     return sum(c.isdigit() for c in text) / max(len(text), 1)
 
 
+def shaping(text: str) -> float:
+    """The dense terms: digit share, and (``--length-shaping``) the completion's length in characters."""
+    return DIGIT_SHAPING * digit_share(text) + SHAPING["length"] * len(text)
+
+
 def shaped_reward(completion: str, reference: str) -> float:
-    """The GSM8K reward (strict ``#### n`` answer == reference) plus the dense digit-share term."""
-    return float(extract_answer(completion, "strict") == reference) + DIGIT_SHAPING * digit_share(completion)
+    """The GSM8K reward (strict ``#### n`` answer == reference) plus the dense shaping terms."""
+    return float(extract_answer(completion, "strict") == reference) + shaping(completion)
 
 
 class ShapedGSM8K(gym.Wrapper):
@@ -133,7 +151,7 @@ class ShapedGSM8K(gym.Wrapper):
 
     def step(self, action: Any):
         obs, reward, terminated, truncated, info = self.env.step(action)
-        bonus = DIGIT_SHAPING * digit_share(action if isinstance(action, str) else "")
+        bonus = shaping(action if isinstance(action, str) else "")
         info = {**info, "reward_terms": {**info.get("reward_terms", {}), "digits": bonus}}
         return obs, float(reward) + bonus, terminated, truncated, info
 
@@ -147,14 +165,18 @@ def make_env_fn(data: Path) -> Callable[[], gym.Env]:
     return make
 
 
-MODEL: dict[str, Any] = {"name": None, "lora_r": 0}  # --model / --lora-r: both sides build the same
+# --model / --model-shape / --shape-tokenizer / --lora-r: both sides build the same.
+MODEL: dict[str, Any] = {"name": None, "shape": None, "tokenizer": DEFAULT_TOKENIZER, "lora_r": 0}
 
 
 def make_policy(device: str, model_config: dict[str, Any], max_new_tokens: int | None) -> LMPolicy:
-    """The model under test: the built-in model from seed 0 (float32 weights on every device) or
-    ``--model`` (+ LoRA of ``--lora-r``); ``max_new_tokens`` set: no end-of-turn before that many."""
+    """The model under test: the built-in model from seed 0 (float32 weights on every device),
+    ``--model`` or ``--model-shape`` (+ LoRA of ``--lora-r``); ``max_new_tokens`` set: no end-of-turn
+    before that many."""
     torch.manual_seed(0)
-    if MODEL["name"] is None:
+    if MODEL["shape"] is not None:
+        policy = shaped_policy(MODEL["shape"], MODEL["tokenizer"], device)
+    elif MODEL["name"] is None:
         policy = LMPolicy.default(seed=0, device=device, **model_config)
     else:
         policy = LMPolicy.from_pretrained(MODEL["name"], device=device)
@@ -176,7 +198,8 @@ def grpo_config(args: argparse.Namespace, iterations: int) -> GRPOConfig:
 
 def prompt_schedule(args: argparse.Namespace, iterations: int) -> list[int]:
     """GSM8K problem indices our agent draws, in order (``prompts_per_step`` per iteration)."""
-    agent = GRPOAgent(make_policy("cpu", {}, None), grpo_config(args, iterations), seed=0)
+    # The draw depends on the seed and the config only, so the small built-in model stands in.
+    agent = GRPOAgent(LMPolicy.default(seed=0, device="cpu"), grpo_config(args, iterations), seed=0)
     env = GSM8KEnv(data_path=args.data)
     indices = []
     for iteration in range(iterations):
@@ -194,6 +217,8 @@ class StepClock:
         self.cpu: dict[int, float] = {}
 
     def mark(self, step: int) -> None:
+        if torch.cuda.is_initialized():
+            torch.cuda.synchronize()  # the step's kernels have run, not just been queued
         self.ends[step] = time.perf_counter()
         self.cpu[step] = time.process_time()
 
@@ -233,9 +258,31 @@ def window(clock: StepClock, first: int, last: int, episodes_per_step: int, new_
             "completion_tokens_mean": statistics.mean(completion_lengths[first:last])}
 
 
+def cuda_memory_reset() -> None:
+    """Free what an earlier run left and restart the peak counter (no-op without CUDA)."""
+    gc.collect()
+    if torch.cuda.is_initialized():
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats()
+
+
+def cuda_peak(result: dict[str, Any]) -> dict[str, Any]:
+    if torch.cuda.is_initialized():
+        result["cuda_peak_allocated_mb"] = torch.cuda.max_memory_allocated() / 2**20
+    return result
+
+
+def probe_policy() -> LMPolicy:
+    """The model's tokenizer and parameter count (a shaped model is built on the meta device: no weights)."""
+    if MODEL["shape"] is not None:
+        return shaped_policy(MODEL["shape"], MODEL["tokenizer"], "meta")
+    return make_policy("cpu", {}, None)
+
+
 def run_ours(args: argparse.Namespace) -> dict[str, float]:
     import agents.algos.grpo
 
+    cuda_memory_reset()
     total = args.warmup + args.steps
     policy = make_policy(args.device, {}, args.max_new_tokens)
     agent = GRPOAgent(policy, grpo_config(args, total), run=None, seed=0)
@@ -276,7 +323,7 @@ def run_ours(args: argparse.Namespace) -> dict[str, float]:
                     generation, lengths)
     result["env_build_cpu_s_per_step"] = statistics.mean(env_build_per_step[args.warmup:])
     result["trained_episodes_per_step"] = statistics.mean(trained[args.warmup:])
-    return result
+    return cuda_peak(result)
 
 
 def run_trl(args: argparse.Namespace, schedule: list[int], scratch: Path) -> dict[str, Any]:
@@ -293,6 +340,7 @@ def run_trl(args: argparse.Namespace, schedule: list[int], scratch: Path) -> dic
         return [shaped_reward(c[0]["content"], r) for c, r in zip(completions, reference, strict=True)]
 
     total = args.warmup + args.steps
+    cuda_memory_reset()
     policy = make_policy(args.device, {}, None)  # TRL passes min_new_tokens itself
     clock, generation = StepClock(), PhaseTimer()
     lengths: list[float] = []
@@ -332,12 +380,12 @@ def run_trl(args: argparse.Namespace, schedule: list[int], scratch: Path) -> dic
         trainer.train()
     result: dict[str, Any] = window(clock, args.warmup, total, per_step, args.max_new_tokens, generation, lengths)
     result["optim"] = str(getattr(config.optim, "value", config.optim))
-    return result
+    return cuda_peak(result)
 
 
 def same_prompt_ids(args: argparse.Namespace, schedule: list[int]) -> bool:
     """Whether TRL's chat-template tokenization of a prompt equals ours (``LMPolicy.encode_prompts``)."""
-    policy = make_policy("cpu", {}, None)
+    policy = probe_policy()
     text = GSM8KEnv(data_path=args.data).prompt(schedule[0])
     theirs = policy.tokenizer.apply_chat_template(conversation=[[{"role": "user", "content": text}]],
                                                   add_generation_prompt=True, tokenize=True, return_dict=True)
@@ -406,7 +454,10 @@ def memory_pair(args: argparse.Namespace, fixed_mmap_threshold: bool) -> dict[st
     for kind in ("sft", "grpo"):
         command = [sys.executable, str(Path(__file__).resolve()), "--memory-child", kind, "--data", str(args.data),
                    "--device", args.device, "--memory-steps", str(args.memory_steps),
-                   "--memory-model-config", args.memory_model_config, *(["--model", args.model] if args.model else [])]
+                   "--length-shaping", str(args.length_shaping),
+                   "--memory-model-config", args.memory_model_config, *(["--model", args.model] if args.model else []),
+                   *(["--model-shape", args.model_shape, "--shape-tokenizer", args.shape_tokenizer]
+                     if args.model_shape else [])]
         done = subprocess.run(command, capture_output=True, text=True, check=False, env=env)
         if done.returncode != 0:
             sys.stderr.write(done.stderr)
@@ -459,9 +510,20 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--skip-throughput", action="store_true", help="only the peak-memory subprocesses")
     parser.add_argument("--model", default=None, help="a named model, .gguf or HF directory instead of the built-in one")
     parser.add_argument("--lora-r", type=int, default=0, help="train LoRA adapters of this rank (both sides; alpha 2r)")
+    parser.add_argument("--model-shape", choices=sorted(SHAPES), default=None,
+                        help="a randomly initialised model of this published shape (bench/model_shapes.py)")
+    parser.add_argument("--shape-tokenizer", default=DEFAULT_TOKENIZER,
+                        help="tokenizer of --model-shape: a local tokenizer directory or a named model")
+    parser.add_argument("--length-shaping", type=float, default=None,
+                        help="reward per completion character (default 0; 1e-3 with --model-shape)")
     parser.add_argument("--memory-child", choices=("sft", "grpo"), help=argparse.SUPPRESS)
     args = parser.parse_args()
-    MODEL.update(name=args.model, lora_r=args.lora_r)
+    if args.model and args.model_shape:
+        parser.error("--model and --model-shape are alternatives")
+    MODEL.update(name=args.model, shape=args.model_shape, tokenizer=args.shape_tokenizer, lora_r=args.lora_r)
+    if args.length_shaping is None:
+        args.length_shaping = SHAPED_MODEL_LENGTH_SHAPING if args.model_shape else 0.0
+    SHAPING["length"] = args.length_shaping
     if args.quick:
         args.rounds, args.warmup, args.steps, args.memory_steps = 1, 1, 2, 1
     try:
@@ -493,7 +555,7 @@ def throughput(args: argparse.Namespace, trl_version: str | None) -> dict[str, A
     """Both sides, ``--rounds`` times (alternating who goes first): task, settings, summary, rounds."""
     total = args.warmup + args.steps
     schedule = prompt_schedule(args, total)
-    probe = make_policy("cpu", {}, None)
+    probe = probe_policy()
     env = GSM8KEnv(data_path=args.data)
     prompt_lengths = [len(ids) for ids in probe.encode_prompts([env.prompt(i) for i in schedule])]
     del probe
@@ -521,12 +583,19 @@ def throughput(args: argparse.Namespace, trl_version: str | None) -> dict[str, A
 
     per_side = ("s_per_step", "generation_s_per_step", "update_s_per_step", "cpu_s_per_step",
                 "generation_cpu_s_per_step", "update_cpu_s_per_step", "completion_tokens_mean")
+    peaks = {f"{side}_cuda_peak_allocated_mb": max(e[side]["cuda_peak_allocated_mb"] for e in rounds)
+             for side in ("ours", "trl") if all("cuda_peak_allocated_mb" in e.get(side, {}) for e in rounds)}
+    if len(peaks) == 2:
+        peaks["ratio_cuda_peak_ours_over_trl"] = peaks["ours_cuda_peak_allocated_mb"] / peaks["trl_cuda_peak_allocated_mb"]
     versus: dict[str, Any] = {
+        **peaks,
         "ours_episodes_per_s_best": best("ours", "episodes_per_s"),
         "ours_episodes_per_s_median": median("ours", "episodes_per_s"),
         "ours_episodes_per_cpu_s_median": median("ours", "episodes_per_cpu_s"),
         **{f"ours_{key}": median("ours", key) for key in per_side},
         "ours_env_build_cpu_s_per_step": median("ours", "env_build_cpu_s_per_step"),
+        # Below episodes_per_step: groups with equal rewards were skipped (TRL trains on them all).
+        "ours_trained_episodes_per_step": median("ours", "trained_episodes_per_step"),
     }
     if trl_version is not None:
         ratios = [e["ratio_episodes_per_s"] for e in rounds]
@@ -551,7 +620,8 @@ def throughput(args: argparse.Namespace, trl_version: str | None) -> dict[str, A
         versus["trl"] = "skipped: pip install trl datasets"
     return {
         "task": {"env": "GSM8K-v0 prompts (train split)", "reward": f"strict answer == reference + "
-                 f"{DIGIT_SHAPING} x digit share of the completion", "data": str(args.data),
+                 f"{DIGIT_SHAPING} x digit share of the completion + {SHAPING['length']} x its length in characters",
+                 "data": str(args.data),
                  "prompt_tokens_mean": statistics.mean(prompt_lengths), "prompt_tokens_max": max(prompt_lengths),
                  "same_prompt_ids_as_trl": same_prompt_ids(args, schedule) if trl_version else None},
         "settings": {"prompts_per_step": args.prompts_per_step, "group_size": args.group_size,
@@ -582,9 +652,11 @@ def main() -> None:
                     "transformers": __import__("transformers").__version__, "trl": trl_version,
                     "torch_threads": torch.get_num_threads(), "cpus": os.cpu_count(),
                     "load_average": list(os.getloadavg())},
-        "model": {"name": args.model or "LMPolicy.default(seed=0)", "lora_r": args.lora_r,
-                  "parameters": make_policy("cpu", {}, None).num_parameters(),
-                  "dtype": "float32", "device": args.device},
+        "model": {"name": args.model or (f"random {args.model_shape}" if args.model_shape else "LMPolicy.default(seed=0)"),
+                  "lora_r": args.lora_r, "parameters": probe_policy().num_parameters(),
+                  "dtype": "float32" if args.device == "cpu" else "bf16 compute (autocast / bf16=True)",
+                  "device": args.device,
+                  **({"shape": describe(args.model_shape, args.shape_tokenizer)} if args.model_shape else {})},
     }
     if not args.skip_throughput:
         report |= throughput(args, trl_version)

@@ -2,6 +2,13 @@
 
     python bench/sft_throughput.py                       # 5-12 minutes on the shared 2-core machine (load-dependent)
     python bench/sft_throughput.py --rounds 1 --steps 10 --answers 100   # quick look
+    python bench/sft_throughput.py --device cuda --model-shape qwen2.5-0.5b --lora-r 16 --skip-batch-epochs
+
+``--model-shape`` trains a randomly initialised model of a published shape (``bench/model_shapes.py``:
+Qwen2.5-0.5B / 1.5B, with a local tokenizer, ``--shape-tokenizer``) instead of the built-in one: the
+speed of the real checkpoint without a download. ``--device cuda``: both sides on the GPU (bf16
+compute: ours through its autocast, TRL through ``bf16=True``), and each side's peak GPU memory
+(``torch.cuda.max_memory_allocated``, reset before each side's run) is reported.
 
 Needs the official lists in ``../shared/data/wordle`` (or ``--data DIR``) and, for the peer,
 ``pip install trl datasets`` (in the ``bench`` extra); without TRL the peer is reported as skipped.
@@ -44,6 +51,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import gc
 import json
 import math
 import os
@@ -63,6 +71,7 @@ import torch
 import agents.algos.sft as sft
 from agents.policies.lm.policy import LMPolicy
 from agents.policies.lm.tokenizer import has_generation_marks
+from bench.model_shapes import DEFAULT_TOKENIZER, SHAPES, describe, shaped_policy
 from envs.wordle.demos import wordle_solver_conversations
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "wordle"
@@ -87,6 +96,8 @@ class StepClock:
         self.cpu: dict[int, float] = {}
 
     def mark(self, step: int) -> None:
+        if torch.cuda.is_initialized():
+            torch.cuda.synchronize()  # the step's kernels have run, not just been queued
         self.ends[step] = time.perf_counter()
         self.cpu[step] = time.process_time()
 
@@ -105,22 +116,41 @@ def window(clock: StepClock, fed: list[tuple[int, int, int]], first: int, last: 
             "tokens_per_cpu_s": tokens / cpu_seconds, "padding_share": 1 - tokens / max(padded, 1)}
 
 
-MODEL: dict[str, Any] = {"name": None, "lora_r": 0}  # set by --model / --lora-r: both sides build the same
+# Set by --model / --model-shape / --shape-tokenizer / --lora-r / --device: both sides build the same.
+MODEL: dict[str, Any] = {"name": None, "shape": None, "tokenizer": DEFAULT_TOKENIZER, "lora_r": 0, "device": "cpu"}
 
 
-def make_policy() -> LMPolicy:
-    """The model under test, freshly built: the built-in default, or ``--model`` (+ LoRA)."""
+def make_policy(device: str | None = None) -> LMPolicy:
+    """The model under test, freshly built: the built-in default, ``--model`` or ``--model-shape`` (+ LoRA)."""
+    device = device or MODEL["device"]
     torch.manual_seed(0)
-    if MODEL["name"] is None:
-        policy = LMPolicy.default(seed=0)
+    if MODEL["shape"] is not None:
+        policy = shaped_policy(MODEL["shape"], MODEL["tokenizer"], device)
+    elif MODEL["name"] is None:
+        policy = LMPolicy.default(seed=0, device=device)
     else:
-        policy = LMPolicy.from_pretrained(MODEL["name"], device="cpu")
+        policy = LMPolicy.from_pretrained(MODEL["name"], device=device)
     if MODEL["lora_r"]:
         policy.enable_lora(MODEL["lora_r"], 2 * MODEL["lora_r"], 0.0)
     return policy
 
 
+def cuda_memory_reset() -> None:
+    """Free what an earlier run left and restart the peak counter (no-op without CUDA)."""
+    gc.collect()
+    if torch.cuda.is_initialized():
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats()
+
+
+def cuda_peak(result: dict[str, Any]) -> dict[str, Any]:
+    if torch.cuda.is_initialized():
+        result["cuda_peak_allocated_mb"] = torch.cuda.max_memory_allocated() / 2**20
+    return result
+
+
 def run_ours(conversations: list, batch_size: int, max_length: int, warmup: int, steps: int) -> dict[str, float]:
+    cuda_memory_reset()
     policy = make_policy()
     config = sft.SFTConfig(batch_size=batch_size, max_length=max_length, max_steps=warmup + steps, val_ratio=0.0,
                            log_every=10**9, eval_every=10**9, save_every=10**9, warmup_steps=1)
@@ -139,7 +169,7 @@ def run_ours(conversations: list, batch_size: int, max_length: int, warmup: int,
         agent.learn(None, budget=warmup + steps, demos=conversations, callback=lambda step, _m: clock.mark(step))
     finally:
         sft.masked_loss = original
-    return window(clock, fed, warmup, warmup + steps)
+    return cuda_peak(window(clock, fed, warmup, warmup + steps))
 
 
 def run_trl(conversations: list, batch_size: int, max_length: int, warmup: int, steps: int,
@@ -148,6 +178,7 @@ def run_trl(conversations: list, batch_size: int, max_length: int, warmup: int, 
     from transformers import TrainerCallback
     from trl import SFTConfig, SFTTrainer
 
+    cuda_memory_reset()
     policy = make_policy()
     clock, fed = StepClock(), []
     # A template with {% generation %} marks (the built-in one) gives TRL assistant-only masks from
@@ -164,7 +195,8 @@ def run_trl(conversations: list, batch_size: int, max_length: int, warmup: int, 
     args = SFTConfig(
         output_dir=str(scratch), per_device_train_batch_size=batch_size, max_length=max_length,
         max_steps=warmup + steps, learning_rate=1e-3, assistant_only_loss=marks, packing=False,
-        padding_free=False, gradient_checkpointing=False, bf16=False, fp16=False, use_cpu=True,
+        padding_free=False, gradient_checkpointing=False, bf16=MODEL["device"] != "cpu", fp16=False,
+        use_cpu=MODEL["device"] == "cpu",
         eval_strategy="no", save_strategy="no", logging_steps=10**9, report_to=[], disable_tqdm=True,
         dataloader_num_workers=0, dataloader_pin_memory=False, seed=0)
     trainer = SFTTrainer(model=policy.model, args=args, processing_class=policy.tokenizer,
@@ -184,7 +216,7 @@ def run_trl(conversations: list, batch_size: int, max_length: int, warmup: int, 
         trainer.train()
     result: dict[str, Any] = window(clock, fed, warmup, warmup + steps)
     result["optim"] = str(getattr(args.optim, "value", args.optim))
-    return result
+    return cuda_peak(result)
 
 
 def epoch_time(conversations: list, batch_size: int, max_length: int, warmup: int) -> dict[str, float]:
@@ -193,6 +225,15 @@ def epoch_time(conversations: list, batch_size: int, max_length: int, warmup: in
     result = run_ours(conversations, batch_size, max_length, warmup=warmup, steps=per_epoch)
     return {"batch_size": batch_size, "epoch_s": result["seconds"], "steps": per_epoch,
             "tokens_per_s": result["tokens_per_s"], "padding_share": result["padding_share"]}
+
+
+def peak_memory(rounds: list[dict[str, Any]]) -> dict[str, Any]:
+    """Each side's largest ``torch.cuda.max_memory_allocated`` over the rounds (nothing on CPU)."""
+    peaks = {f"{side}_cuda_peak_allocated_mb": max(e[side]["cuda_peak_allocated_mb"] for e in rounds)
+             for side in ("ours", "trl") if all("cuda_peak_allocated_mb" in e.get(side, {}) for e in rounds)}
+    if len(peaks) == 2:
+        peaks["ratio_cuda_peak_ours_over_trl"] = peaks["ours_cuda_peak_allocated_mb"] / peaks["trl_cuda_peak_allocated_mb"]
+    return peaks
 
 
 def main() -> None:
@@ -207,15 +248,25 @@ def main() -> None:
     parser.add_argument("--skip-batch-epochs", action="store_true", help="skip the batch 32 vs batch 1 epochs")
     parser.add_argument("--model", default=None, help="a named model, .gguf or HF directory instead of the built-in one")
     parser.add_argument("--lora-r", type=int, default=0, help="train LoRA adapters of this rank (both sides; alpha 2r)")
+    parser.add_argument("--model-shape", choices=sorted(SHAPES), default=None,
+                        help="a randomly initialised model of this published shape (bench/model_shapes.py)")
+    parser.add_argument("--shape-tokenizer", default=DEFAULT_TOKENIZER,
+                        help="tokenizer of --model-shape: a local tokenizer directory or a named model")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (both sides; bf16 compute on CUDA)")
     args = parser.parse_args()
-    MODEL.update(name=args.model, lora_r=args.lora_r)
+    if args.model and args.model_shape:
+        parser.error("--model and --model-shape are alternatives")
+    if torch.device(args.device).type == "cuda" and not torch.cuda.is_available():
+        parser.error(f"--device {args.device}: CUDA is not available here")
+    MODEL.update(name=args.model, shape=args.model_shape, tokenizer=args.shape_tokenizer, lora_r=args.lora_r,
+                 device=args.device)
     if not (args.data / "answers.txt").is_file():
         sys.exit(f"no {args.data / 'answers.txt'}: pass --data DIR with the official Wordle lists")
 
     start = time.perf_counter()
     conversations = demonstrations(args.data, args.answers)
     prep_s = time.perf_counter() - start
-    probe = make_policy()
+    probe = make_policy("meta" if args.model_shape else "cpu")  # tokenizer and parameter count only
     lengths = [len(probe.tokenizer.apply_chat_template(c, tokenize=True, return_dict=True)["input_ids"])
                for c in conversations]
     params = sum(p.numel() for p in probe.model.parameters())
@@ -250,6 +301,7 @@ def main() -> None:
         return max(e[side][key] for e in rounds)
 
     versus: dict[str, Any] = {
+        **peak_memory(rounds),
         "ours_tokens_per_s_best": best("ours", "tokens_per_s"),
         "ours_tokens_per_s_median": median("ours", "tokens_per_s"),
         "ours_tokens_per_cpu_s_median": median("ours", "tokens_per_cpu_s"),
@@ -283,8 +335,11 @@ def main() -> None:
                     "transformers": __import__("transformers").__version__, "trl": trl_version,
                     "torch_threads": torch.get_num_threads(), "cpus": os.cpu_count(),
                     "load_average": list(os.getloadavg())},
-        "model": {"name": args.model or "LMPolicy.default(seed=0)", "lora_r": args.lora_r, "parameters": params,
-                  "dtype": "float32", "device": "cpu"},
+        "model": {"name": args.model or (f"random {args.model_shape}" if args.model_shape else "LMPolicy.default(seed=0)"),
+                  "lora_r": args.lora_r, "parameters": params,
+                  "dtype": "float32" if args.device == "cpu" else "bf16 compute (autocast / bf16=True)",
+                  "device": args.device,
+                  **({"shape": describe(args.model_shape, args.shape_tokenizer)} if args.model_shape else {})},
         "data": {"source": "wordle solver, compact prompt, think=none", "answers": args.answers,
                  "conversations": len(conversations), "tokens_mean": statistics.mean(lengths),
                  "tokens_max": max(lengths), "prep_s": prep_s},
