@@ -286,7 +286,7 @@ class DPOConfig(LanguageModelSettings, OptimizerSettings, PeriodicCheckpointSett
     learning_rate: float = inherited(5e-6)
     warmup_steps: int = field(10, help="linear warmup steps")
     min_lr_ratio: float = field(1.0, help="final learning rate as a fraction of the peak (cosine decay; 1 = constant after warmup)")
-    max_length: int = field(1024, help="longest prompt + reply in tokens; a longer reply is cut from the right, a pair whose prompt leaves no room is skipped")
+    max_length: int = field(1024, help="longest prompt + reply in tokens: a longer text reply is cut from the right, a text pair whose prompt leaves no room and a mined pair with a longer turn are skipped")
     val_ratio: float = field(0.1, help="share of pairs held out (fixed by split_seed) for the eval/* preference metrics")
     split_seed: int = field(0, help="seed of the held-out split of the pairs (the same seed holds out the same pairs)")
     eval_every: int = field(50, help="every N steps score the held-out pairs (also before the first step and at the end)")

@@ -274,7 +274,10 @@ def side_logprobs(policy: LMPolicy, pairs: Sequence[TokenPair], module: Any = No
     batch = pad_right([[*t.prompt_ids, *t.completion_ids] for t, _ in rows],
                       [[0] * len(t.prompt_ids) + [1] * len(t.completion_ids) for t, _ in rows],
                       policy.tokenizer.pad_token_id)
-    logprobs = policy.token_logprobs(batch["input_ids"], batch["attention_mask"], 1.0, module=module)
+    # Replies start at their prompt's end: no row scores a column before the shortest prompt's.
+    first_reply = min(len(t.prompt_ids) for t, _ in rows)
+    logprobs = policy.token_logprobs(batch["input_ids"], batch["attention_mask"], 1.0, module=module,
+                                     score_from=first_reply)
     mask = batch["loss_mask"].to(logprobs.device, logprobs.dtype)
     owner = torch.tensor([k for _, k in rows], device=logprobs.device)
     sums = torch.zeros(2 * len(pairs), device=logprobs.device).index_add(0, owner, (logprobs * mask).sum(-1))
@@ -473,9 +476,12 @@ class DPOAgent(PolicyAgent):
                            [[0] * len(t.prompt_ids) + [1] * len(t.completion_ids) for t, _ in rows],
                            policy.tokenizer.pad_token_id)
         ids, attention = padded["input_ids"].to(policy.device), padded["attention_mask"].to(policy.device)
-        where = padded["loss_mask"][:, 1:].bool().to(policy.device)  # position t - 1 predicts reply token t
+        # Position t - 1 predicts reply token t; the output layer runs from the shortest prompt's end on.
+        first_reply = max(1, min(len(t.prompt_ids) for t, _ in rows))
+        where = padded["loss_mask"][:, first_reply:].bool().to(policy.device)
         with policy.reference() if reference else contextlib.nullcontext(), policy.autocast():
-            logits = policy.model(input_ids=ids, attention_mask=attention).logits[:, :-1]
+            logits = policy.model(input_ids=ids, attention_mask=attention,
+                                  logits_to_keep=ids.shape[1] - first_reply + 1).logits[:, :-1]
         counts = torch.zeros(2 * len(batch), device=policy.device)
         counts.index_add_(0, torch.tensor([k for _, k in rows], device=policy.device),
                           torch.tensor([float(len(t.completion_ids)) for t, _ in rows], device=policy.device))

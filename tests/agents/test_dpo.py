@@ -126,6 +126,16 @@ def test_a_multi_turn_hh_row_scores_only_its_final_reply() -> None:
     assert (int(n_chosen[0]), int(n_rejected[0])) == (len("Why not.") + 1, len("No.") + 1)
 
 
+def test_scoring_from_a_column_skips_only_the_columns_before_it() -> None:
+    policy = tiny_policy()
+    ids = torch.tensor([[2, 10, 11, 12, 13, 14, 15], [2, 20, 21, 22, 23, 0, 0]])
+    attention = torch.tensor([[1] * 7, [1] * 5 + [0] * 2])
+    full = policy.token_logprobs(ids, attention).detach()
+    part = policy.token_logprobs(ids, attention, score_from=3).detach()
+    assert torch.equal(part[:, :3], torch.zeros(2, 3))
+    assert torch.allclose(part[:, 3:], full[:, 3:], atol=1e-6) and full[:, 3:].abs().sum() > 0
+
+
 def test_hh_rows_that_do_not_fit_are_counted_by_reason(tmp_path: Path) -> None:
     good = ("\n\nHuman: q\n\nAssistant: yes", "\n\nHuman: q\n\nAssistant: no")
     rows = [good, good,

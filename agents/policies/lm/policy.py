@@ -413,29 +413,34 @@ class LMPolicy:
     # ----------------------------------------------------------------- scoring (differentiable)
     def token_logprobs(
         self, input_ids: torch.Tensor, attention_mask: torch.Tensor, temperature: float = 1.0,
-        module: torch.nn.Module | None = None,
+        module: torch.nn.Module | None = None, score_from: int = 1,
     ) -> torch.Tensor:
         """Teacher-forced ``log p(input_ids[:, t] | input_ids[:, :t])``, shape ``(batch, length)``.
 
         Aligned with ``input_ids`` (each row's first token and padding are 0) so a loss mask from
         :func:`~agents.policies.lm.tokenizer.encode_chats` or :meth:`batch_turns` multiplies directly.
         Works with left or right padding: positions are counted from each row's first token.
+        ``score_from``: the first column scored; the columns before it are 0 and the output layer
+        never runs there (right-padded long prompts with short replies skip most of its work).
         """
         input_ids = input_ids.to(self.device)
         attention_mask = attention_mask.to(self.device)
         position_ids = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
+        score_from = max(1, score_from)
         with self.autocast():
-            # ``module``: the model's training wrapper when several processes train it together
+            # ``module``: the model's training wrapper when several processes train it together;
+            # logits_to_keep: the last N positions' logits only, those at score_from - 1 on
+            keep = {"logits_to_keep": input_ids.shape[1] - score_from + 1} if score_from > 1 else {}
             output = (module or self.model)(input_ids=input_ids, attention_mask=attention_mask,
-                                            position_ids=position_ids)
+                                            position_ids=position_ids, **keep)
         logits = output.logits
         logits = logits[:, :-1].float() / temperature  # float32: bf16 log-softmax is too coarse for ratios
-        targets = input_ids[:, 1:]
+        targets = input_ids[:, score_from:]
         chosen = logits.gather(-1, targets.unsqueeze(-1)).squeeze(-1) - logits.logsumexp(dim=-1)
         # A token counts only if it and its predecessor are real (with left padding the first
         # real token's predecessor is a pad: it has no context, like column 0).
-        scored = (attention_mask[:, 1:] * attention_mask[:, :-1]).to(chosen.dtype)
-        return torch.nn.functional.pad(chosen * scored, (1, 0))
+        scored = (attention_mask[:, score_from:] * attention_mask[:, score_from - 1 : -1]).to(chosen.dtype)
+        return torch.nn.functional.pad(chosen * scored, (score_from, 0))
 
     def batch_turns(self, turns: Sequence[TurnTokens]) -> dict[str, torch.Tensor]:
         """Right-padded ``input_ids``/``attention_mask``/``loss_mask`` (1 on completion tokens)."""
