@@ -344,11 +344,11 @@ class DPOAgent(PolicyAgent):
             state = load_trainer_state(resume_from, optimizer, self.run)
             step, epoch, cursor = int(state["step"]), int(state["epoch"]), int(state["cursor"])
             before = {k: float(v) for k, v in state.get("before", {}).items()}
+        report = {**pairs.report, "train_pairs": len(train), "held_out_pairs": len(val)}
+        print("dpo: " + ", ".join(f"{k} {v}" for k, v in report.items() if not isinstance(v, list)), file=sys.stderr)
         if val and step == 0:
             before = self.evaluate(val)
             self._log(before, 0)  # the starting point of the curve
-        report = {**pairs.report, "train_pairs": len(train), "held_out_pairs": len(val)}
-        print("dpo: " + ", ".join(f"{k} {v}" for k, v in report.items() if not isinstance(v, list)), file=sys.stderr)
 
         lengths = [p.length for p in train]
         batches = bucketed_batches(lengths, cfg.batch_size, self.seed + epoch)
@@ -480,7 +480,7 @@ class DPOAgent(PolicyAgent):
         first_reply = max(1, min(len(t.prompt_ids) for t, _ in rows))
         where = padded["loss_mask"][:, first_reply:].bool().to(policy.device)
         with policy.reference() if reference else contextlib.nullcontext(), policy.autocast():
-            logits = policy.model(input_ids=ids, attention_mask=attention,
+            logits = policy.model(input_ids=ids, attention_mask=attention, use_cache=False,
                                   logits_to_keep=ids.shape[1] - first_reply + 1).logits[:, :-1]
         counts = torch.zeros(2 * len(batch), device=policy.device)
         counts.index_add_(0, torch.tensor([k for _, k in rows], device=policy.device),

@@ -432,7 +432,7 @@ class LMPolicy:
             # logits_to_keep: the last N positions' logits only, those at score_from - 1 on
             keep = {"logits_to_keep": input_ids.shape[1] - score_from + 1} if score_from > 1 else {}
             output = (module or self.model)(input_ids=input_ids, attention_mask=attention_mask,
-                                            position_ids=position_ids, **keep)
+                                            position_ids=position_ids, use_cache=False, **keep)
         logits = output.logits
         logits = logits[:, :-1].float() / temperature  # float32: bf16 log-softmax is too coarse for ratios
         targets = input_ids[:, score_from:]
