@@ -15,7 +15,6 @@ from gymnasium import spaces
 from envs.mimic.humanoid import (
     BODY_NAMES,
     CONTROL_HZ,
-    END_EFFECTORS,
     FOOT_BODIES,
     JOINTS,
     PHYSICS_HZ,
@@ -25,6 +24,7 @@ from envs.mimic.humanoid import (
     joint_kind,
 )
 from envs.mimic.mocap import Clip, ReferenceVelocity, resolve_motion
+from envs.mimic.reference import ReferenceTrack
 from envs.protocol import ActionKind
 
 # DeepMimic's imitation reward (released code): term -> (weight, error scale).
@@ -255,7 +255,8 @@ class HumanoidMimicEnv(gym.Env):
         self.early_termination = early_termination
         self.model = _model(physics_hz)
         self.data = mujoco.MjData(self.model)
-        self.ref_data = mujoco.MjData(self.model)
+        self._ref_data = mujoco.MjData(self.model)  # read through ref_data, brought up to date then
+        self._ref_data_time: tuple[float, float, float] | None = None
         self.n_substeps = physics_hz // CONTROL_HZ
         self.dt = 1.0 / CONTROL_HZ
 
@@ -270,16 +271,12 @@ class HumanoidMimicEnv(gym.Env):
         low, high = m.actuator_ctrlrange[:, 0], m.actuator_ctrlrange[:, 1]
         self._ctrl_mid, self._ctrl_half = (high + low) / 2, (high - low) / 2
 
-        self._body = np.array([mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_BODY, n) for n in BODY_NAMES])
-        self._root = self._body[0]
-        # Jointed bodies for the pose and velocity terms (the wrists are welded: weight 0).
-        jointed = [n for n in BODY_NAMES if not n.endswith("wrist")]
-        self._jointed = np.array([BODY_NAMES.index(n) for n in jointed])
-        self._jointed_body = self._body[self._jointed]
-        self._jointed_parent = m.body_parentid[self._jointed_body]
-        weights = np.array([ROOT_WEIGHT if n == "root" else JOINTS[joint_kind(n)].weight for n in jointed])
+        self._track = ReferenceTrack(m, self.clip, reference_velocity, self.dt, self._qadr, self._dadr)
+        self._skeleton = skeleton = self._track.skeleton
+        self._body, self._root = skeleton.body, skeleton.root
+        weights = np.array([ROOT_WEIGHT if n == "root" else JOINTS[joint_kind(n)].weight
+                            for n in skeleton.jointed_names])
         self._joint_w = weights / weights.sum()
-        self._ee = np.array([BODY_NAMES.index(n) for n in END_EFFECTORS])
 
         self.fall_contact_bodies = self._resolve_fall_bodies(fall_bodies, physics_hz)
         fall_ids = {mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_BODY, n) for n in self.fall_contact_bodies}
@@ -326,7 +323,7 @@ class HumanoidMimicEnv(gym.Env):
         """Bodies that the clip itself brings to the ground (within ``clearance`` metres in at
         least ``min_frames`` frames): hands in ``cartwheel``, knees in ``crawl``. A single-frame
         graze (mocap noise, e.g. a knee in ``run``) does not count."""
-        m, d = self.model, self.ref_data
+        m, d = self.model, self._ref_data  # scratch: __init__ runs this before any reference time
         floor = mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_GEOM, "floor")
         geoms = [g for g in range(m.ngeom) if g != floor]
         counts = dict.fromkeys(geoms, 0)
@@ -349,77 +346,64 @@ class HumanoidMimicEnv(gym.Env):
         return self.clip.qpos_at(t)
 
     def _reference_state(self, t: float) -> tuple[np.ndarray, np.ndarray]:
-        qpos = self.clip.qpos_at(t)
-        return qpos, self.clip.qvel_at(t, self.reference_velocity, qpos)
+        """The reference's qpos and qvel at time ``t`` in MuJoCo's order, root shift included."""
+        qpos, qvel = self._track.model_state([t])
+        qpos[0, :2] += self._ref_shift
+        return qpos[0], qvel[0]
 
-    def _update_reference(self, t: float) -> None:
-        d = self.ref_data
-        qpos, qvel = self._reference_state(t)
-        qpos[:2] += self._ref_shift
-        self._set_clip_state(d, qpos, qvel)
-        self._kinematics(d)
-
-    def _kinematics(self, d: mujoco.MjData) -> None:
-        m = self.model
-        mujoco.mj_kinematics(m, d)
-        mujoco.mj_comPos(m, d)
-        mujoco.mj_comVel(m, d)
-        mujoco.mj_subtreeVel(m, d)
+    @property
+    def ref_data(self) -> mujoco.MjData:
+        """The reference character at the current time (kinematics and velocities; for rendering and
+        inspection: the reward reads :class:`~envs.mimic.reference.ReferenceTrack` instead)."""
+        key = (self._t, float(self._ref_shift[0]), float(self._ref_shift[1]))
+        if key != self._ref_data_time:
+            m, d = self.model, self._ref_data
+            d.qpos[:], d.qvel[:] = self._reference_state(self._t)
+            mujoco.mj_kinematics(m, d)
+            mujoco.mj_comPos(m, d)
+            mujoco.mj_comVel(m, d)
+            mujoco.mj_subtreeVel(m, d)
+            self._ref_data_time = key
+        return self._ref_data
 
     def set_state_to_reference(self, t: float) -> None:
         """Put the simulated character exactly in the reference state at clip time ``t``."""
         self._t = float(t)
         self._ref_shift[:] = 0.0
-        self._set_clip_state(self.data, *self._reference_state(t))
+        j = self._track.index(self._t)  # the episode's first batch of reference times starts here
+        self.data.qpos[:], self.data.qvel[:] = self._track.qpos[j], self._track.qvel[j]
         mujoco.mj_forward(self.model, self.data)
         mujoco.mj_subtreeVel(self.model, self.data)  # mj_forward leaves it stale unless a sensor needs it
-        self._update_reference(t)
 
     # ------------------------------------------------------------------ features
 
     def _reward(self) -> tuple[float, dict[str, float], float]:
-        """DeepMimic's imitation reward, the simulated and reference characters in one pass
-        (axis 0 of every array: 0 = simulation, 1 = reference)."""
-        sim, ref = self.data, self.ref_data
-        b, jb, jp = self._body, self._jointed_body, self._jointed_parent
-        xpos = np.stack((sim.xpos, ref.xpos))[:, b]  # (2, 15, 3)
-        xmat = np.stack((sim.xmat, ref.xmat)).reshape(2, -1, 3, 3)  # world body frames
-        omega = np.stack((sim.cvel, ref.cvel))[:, :, :3]  # world angular velocities
-        # local joint rotations R_parent^T R_child (the root's parent is the world)
-        child = xmat[:, jb]
-        local = np.matmul(xmat[:, jp].transpose(0, 1, 3, 2), child)
-        cos_diff = (np.einsum("nij,nij->n", local[0], local[1]) - 1.0) * 0.5
+        """DeepMimic's imitation reward of the simulated character against the reference at the
+        current time, and the MPJPE (mm)."""
+        d, sk, track = self.data, self._skeleton, self._track
+        j = track.index(self._t)
+        xmat = d.xmat.reshape(-1, 3, 3)
+        cos_diff = (np.einsum("nij,nij->n", sk.local_rotations(xmat), track.local_rotations[j]) - 1.0) * 0.5
         rot_diff = np.arccos(np.clip(cos_diff, -1.0, 1.0))
-        w = self._joint_w
-        # local joint angular velocities in the child's frame (the root's: world frame)
-        rel = omega[:, jb] - omega[:, jp]
-        local_omega = np.einsum("snji,snj->sni", child, rel)
-        local_omega[:, 0] = rel[:, 0]
-        vel_diff = local_omega[0] - local_omega[1]
+        vel_diff = sk.local_angular_velocities(xmat, d.cvel) - track.local_angular_velocities[j]
         vel_sq = np.einsum("ni,ni->n", vel_diff, vel_diff)
-        # end effectors relative to the root, turned into each root's heading frame, heights from the ground
-        fwd = xmat[:, self._root, :2, 0]
-        fwd = fwd / np.hypot(fwd[:, :1], fwd[:, 1:2])
-        cos, sin = fwd[:, :1], fwd[:, 1:2]
-        ee = xpos[:, self._ee]
-        dx, dy = ee[..., 0] - xpos[:, :1, 0], ee[..., 1] - xpos[:, :1, 1]
-        ee_diff = np.stack((cos * dx + sin * dy, cos * dy - sin * dx, ee[..., 2]), axis=-1)
-        ee_diff = ee_diff[0] - ee_diff[1]
-        root_pos_diff = xpos[0, 0] - xpos[1, 0]
-        root_vel_diff = sim.qvel[:3] - ref.qvel[:3]
-        com_diff = sim.subtree_linvel[self._root] - ref.subtree_linvel[self._root]
-        body_diff = xpos[0] - xpos[1]
+        ee_diff = sk.end_effectors(d.xpos, xmat) - track.end_effectors[j]
+        body_diff = d.xpos[self._body] - track.body_pos[j]
+        body_diff[:, :2] -= self._ref_shift
+        root_vel_diff = d.qvel[:3] - track.root_velocity[j]
+        com_diff = d.subtree_linvel[self._root] - track.com_velocity[j]
+        w = self._joint_w
         errors = np.array([
             w @ (rot_diff * rot_diff),
             w @ vel_sq,
-            np.einsum("ni,ni->", ee_diff, ee_diff) / len(self._ee),
-            root_pos_diff @ root_pos_diff + 0.1 * rot_diff[0] ** 2 + 0.01 * root_vel_diff @ root_vel_diff
+            np.einsum("ni,ni->", ee_diff, ee_diff) / len(ee_diff),
+            body_diff[0] @ body_diff[0] + 0.1 * rot_diff[0] ** 2 + 0.01 * root_vel_diff @ root_vel_diff
             + 0.001 * vel_sq[0],
             0.1 * com_diff @ com_diff,
         ])
         values = np.exp(-_REWARD_SCALES * errors)
         terms = dict(zip(REWARD_TERMS, values.tolist(), strict=True))
-        mpjpe_mm = float(np.sqrt(np.einsum("ni,ni->n", body_diff, body_diff)).sum()) * 1000.0 / len(b)
+        mpjpe_mm = float(np.sqrt(np.einsum("ni,ni->n", body_diff, body_diff)).sum()) * 1000.0 / len(body_diff)
         return float(_REWARD_WEIGHTS @ values), terms, mpjpe_mm
 
     def _obs(self) -> np.ndarray:
@@ -465,6 +449,7 @@ class HumanoidMimicEnv(gym.Env):
         else:
             phase = float(self.np_random.uniform(0.0, 1.0))
         mujoco.mj_resetData(self.model, self.data)
+        self._track.restart()
         self._t0 = phase * self.clip.duration
         self.set_state_to_reference(self._t0)
         self._mpjpe_sum, self._steps = 0.0, 0
@@ -507,15 +492,12 @@ class HumanoidMimicEnv(gym.Env):
                     or not (np.isfinite(d.qpos).all() and np.isfinite(d.qvel).all()))
         if diverged:
             # MuJoCo has already reset the state; keep the observation meaningful and finite
-            qpos, qvel = self._reference_state(self._t)
-            qpos[:2] += self._ref_shift
-            self._set_clip_state(d, qpos, qvel)
+            d.qpos[:], d.qvel[:] = self._reference_state(self._t)
         mujoco.mj_forward(m, d)  # fresh positions, velocities and contacts at the new time
         mujoco.mj_subtreeVel(m, d)
         if self.sync_root and self.clip.cycle(self._t) > self.clip.cycle(t_before):
             # DeepMimic (sync_char_root_pos): a new loop of the clip starts where the character is
             self._ref_shift[:] = d.qpos[:2] - self.clip.qpos_at(self._t)[:2]
-        self._update_reference(self._t)
         reward, terms, mpjpe = self._reward()
         fallen = not diverged and self.early_termination and self._fallen()
         if diverged or (fallen and self.zero_fall_reward):  # no reward for the step that fails

@@ -192,16 +192,17 @@ class EulerDecomposer:
         self._sign = sign
 
     def __call__(self, q: np.ndarray) -> np.ndarray:
-        outer = (q[:, :, None] * q[:, None, :]).reshape(len(q), 16)
-        ik, jk, kk, ij, ii, kj, jj = np.einsum("nef,nf->en", self._forms, outer)
+        """Euler angles (..., n, 3) of quaternions (..., n, 4), joint n in the order given."""
+        outer = (q[..., :, None] * q[..., None, :]).reshape(*q.shape[:-1], 16)
+        ik, jk, kk, ij, ii, kj, jj = np.moveaxis(np.einsum("nef,...nf->...ne", self._forms, outer), -1, 0)
         sign = self._sign
-        out = np.empty((len(q), 3))
-        out[:, 1] = np.arcsin(np.clip(sign * ik, -1.0, 1.0))
-        out[:, 0] = np.arctan2(-sign * jk, kk)
-        out[:, 2] = np.arctan2(-sign * ij, ii)
+        out = np.empty((*q.shape[:-1], 3))
+        out[..., 1] = np.arcsin(np.clip(sign * ik, -1.0, 1.0))
+        out[..., 0] = np.arctan2(-sign * jk, kk)
+        out[..., 2] = np.arctan2(-sign * ij, ii)
         locked = np.hypot(ii, ij) < 1e-9
         if locked.any():
-            out[locked, 0] = np.arctan2(sign * kj, jj)[locked]
+            out[locked, 0] = np.broadcast_to(np.arctan2(sign * kj, jj), locked.shape)[locked]
             out[locked, 2] = 0.0
         return out
 
@@ -220,19 +221,19 @@ class EulerRateMap:
         self._unit = np.eye(3)[[["xyz".index(a) for a in order] for order in axes]]
         self._cross = np.cross(self._unit[..., None, :], np.eye(3)[None, None] * -1.0)
 
-    def _rotation(self, k: int, angle: np.ndarray) -> np.ndarray:
-        """Rotations about each joint's k-th axis by ``angle`` (Rodrigues)."""
+    def _rotation_transposed(self, k: int, angle: np.ndarray) -> np.ndarray:
+        """Transposed rotations about each joint's k-th axis by ``angle`` (..., n) (Rodrigues)."""
         cross = self._cross[:, k]
-        s, c = np.sin(angle)[:, None, None], np.cos(angle)[:, None, None]
-        return np.eye(3) + s * cross + (1.0 - c) * (cross @ cross)
+        s, c = np.sin(angle)[..., None, None], np.cos(angle)[..., None, None]
+        return np.eye(3) - s * cross + (1.0 - c) * (cross @ cross)
 
     def rates(self, angles: np.ndarray, omega: np.ndarray) -> np.ndarray:
-        """``angles`` (n, 3) Euler angles, ``omega`` (n, 3) child-frame angular velocities."""
-        r2t = self._rotation(1, angles[:, 1]).transpose(0, 2, 1)
-        r3t = self._rotation(2, angles[:, 2]).transpose(0, 2, 1)
-        c2 = np.einsum("nij,nj->ni", r3t, self._unit[:, 1])
-        c1 = np.einsum("nij,nj->ni", r3t, np.einsum("nij,nj->ni", r2t, self._unit[:, 0]))
-        jacobian = np.stack([c1, c2, self._unit[:, 2]], axis=-1)
+        """``angles`` (..., n, 3) Euler angles, ``omega`` (..., n, 3) child-frame angular velocities."""
+        r2t = self._rotation_transposed(1, angles[..., 1])
+        r3t = self._rotation_transposed(2, angles[..., 2])
+        c2 = np.einsum("...ij,...j->...i", r3t, self._unit[:, 1])
+        c1 = np.einsum("...ij,...j->...i", r3t, np.einsum("...ij,...j->...i", r2t, self._unit[:, 0]))
+        jacobian = np.stack([c1, c2, np.broadcast_to(self._unit[:, 2], c1.shape)], axis=-1)
         return np.linalg.solve(jacobian, omega[..., None])[..., 0]
 
 
@@ -493,39 +494,57 @@ class Clip:
     def ended(self, t: float) -> bool:
         return not self.loops and t >= self.duration
 
-    def qpos_at(self, t: float) -> np.ndarray:
-        """Reference qpos (clip order) at time ``t``: positions and hinges lerped, rotations slerped."""
-        cycle, i, a = self._locate(t)
-        qpos = np.empty(self.qpos.shape[1])
-        qpos[:3] = self.qpos[i, :3] + a * (self.qpos[i + 1, :3] - self.qpos[i, :3]) + cycle * self.cycle_offset
-        quats = quat_slerp(self._quats[i], self._quats[i + 1], a)
-        qpos[3:7] = quats[0]
-        qpos[self._sph_cols] = self._decompose(quats[1:])
-        qpos[self._hinge_cols] = self._hinges[i] + a * (self._hinges[i + 1] - self._hinges[i])
-        return qpos
+    def _locate_many(self, times: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """:meth:`_locate` of every time in ``times``: cycles, frame indices, fractions."""
+        if self.loops:
+            cycle = np.floor(times / self.duration)
+            local = times - cycle * self.duration
+        else:
+            cycle, local = np.zeros_like(times), np.clip(times, 0.0, self.duration)
+        i = np.clip(np.searchsorted(self.times, local, side="right") - 1, 0, self.num_frames - 2)
+        a = np.clip((local - self.times[i]) / (self.times[i + 1] - self.times[i]), 0.0, 1.0)
+        return cycle, i, a
 
-    def qvel_at(self, t: float, rule: ReferenceVelocity = "quaternion", qpos: np.ndarray | None = None) -> np.ndarray:
-        """Reference qvel (clip order: root 6, then the 28 hinges) at time ``t``; zero after a
-        non-looping clip ends. ``qpos``: :meth:`qpos_at` of the same ``t``, if already at hand."""
-        if self.ended(t):
-            return np.zeros(self.interval_qvel.shape[1])
-        _, i, a = self._locate(t)
+    def sample(self, times: np.ndarray, rule: ReferenceVelocity = "quaternion") -> tuple[np.ndarray, np.ndarray]:
+        """Reference qpos (clip order: root 7, then the 28 hinges) and qvel (root 6, hinges 28) at
+        every time in ``times``: positions and hinges lerped, rotations slerped; velocities by
+        ``rule`` (see the class docstring), zero after a non-looping clip ends."""
+        times = np.asarray(times, dtype=float)
+        cycle, i, a = self._locate_many(times)
+        col = a[:, None]
+        qpos = np.empty((len(times), self.qpos.shape[1]))
+        qpos[:, :3] = self.qpos[i, :3] + col * (self.qpos[i + 1, :3] - self.qpos[i, :3]) \
+            + cycle[:, None] * self.cycle_offset
+        quats = quat_slerp(self._quats[i], self._quats[i + 1], a[:, None])
+        qpos[:, 3:7] = quats[:, 0]
+        qpos[:, self._sph_cols] = self._decompose(quats[:, 1:])
+        qpos[:, self._hinge_cols] = self._hinges[i] + col * (self._hinges[i + 1] - self._hinges[i])
         if rule == "euler":
-            return self.interval_qvel[i].copy()
-        if rule == "quaternion":
+            qvel = self.interval_qvel[i]
+        elif rule in ("quaternion", "lerped"):
             vel = self._frame_vel[i]
-        elif rule == "lerped":
-            vel = self._frame_vel[i] + a * (self._frame_vel[i + 1] - self._frame_vel[i])
+            if rule == "lerped":
+                vel = vel + col * (self._frame_vel[i + 1] - vel)
+            qvel = np.empty((len(times), self.interval_qvel.shape[1]))
+            qvel[:, :3] = vel[:, :3]
+            # MuJoCo's free joint takes its angular velocity in the body frame
+            qvel[:, 3:6] = np.einsum("kji,kj->ki", quat_to_matrix(quats[:, 0]), vel[:, 3:6])
+            qvel[:, self._sph_cols - 1] = self._euler_jacobian.rates(
+                qpos[:, self._sph_cols], vel[:, 6:30].reshape(len(times), -1, 3))
+            qvel[:, self._hinge_cols - 1] = vel[:, 30:]
         else:
             raise ValueError(f"reference velocity rule must be 'quaternion', 'lerped' or 'euler', got {rule!r}")
-        if qpos is None:
-            qpos = self.qpos_at(t)
-        qvel = np.empty(self.interval_qvel.shape[1])
-        qvel[:3] = vel[:3]
-        qvel[3:6] = quat_to_matrix(qpos[3:7]).T @ vel[3:6]  # MuJoCo: the free joint's body frame
-        qvel[self._sph_cols - 1] = self._euler_jacobian.rates(qpos[self._sph_cols], vel[6:30].reshape(-1, 3))
-        qvel[self._hinge_cols - 1] = vel[30:]
-        return qvel
+        if not self.loops:
+            qvel = np.where((times >= self.duration)[:, None], 0.0, qvel)
+        return qpos, qvel
+
+    def qpos_at(self, t: float) -> np.ndarray:
+        """Reference qpos (clip order) at time ``t`` (see :meth:`sample`)."""
+        return self.sample(np.array([t]))[0][0]
+
+    def qvel_at(self, t: float, rule: ReferenceVelocity = "quaternion") -> np.ndarray:
+        """Reference qvel (clip order) at time ``t`` (see :meth:`sample`)."""
+        return self.sample(np.array([t]), rule)[1][0]
 
     def joint_quats(self, t: float) -> dict[str, np.ndarray]:
         """Local joint rotations of the pose at time ``t``."""

@@ -67,9 +67,9 @@ def test_the_other_velocity_rules_fall_short_where_the_issue_measured():
 def _hold_on_the_reference(env: HumanoidMimicEnv, t: float, drift: np.ndarray) -> float:
     """Put the character on the clip's reference state at ``t``, moved horizontally by ``drift``
     (leaving the env's own reference, re-synced or not, as it is); its root term."""
-    qpos, qvel = env._reference_state(t)
-    qpos[:2] += drift
-    env._set_clip_state(env.data, qpos, qvel)
+    qpos, qvel = env._track.model_state([t])  # the clip's own, without the env's shift
+    env.data.qpos[:], env.data.qvel[:] = qpos[0], qvel[0]
+    env.data.qpos[:2] += drift
     mujoco.mj_forward(env.model, env.data)
     mujoco.mj_subtreeVel(env.model, env.data)
     return env._reward()[1]["root"]
