@@ -41,6 +41,7 @@ checkpoint are cut from ``episodes.jsonl`` (``Run.rollback``), not logged twice.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import sys
 import time
@@ -117,6 +118,12 @@ def set_flat_(params: Sequence[torch.Tensor], flat: torch.Tensor) -> None:
         for p in params:
             p.copy_(flat[offset:offset + p.numel()].view_as(p))
             offset += p.numel()
+
+
+def _single_threaded(make_env: EnvFactory) -> gym.Env:
+    """An async vector env's worker: its env on one torch (and torch BLAS) thread."""
+    torch.set_num_threads(1)
+    return make_env()
 
 
 def fisher_vector_product(kl: torch.Tensor, params: Sequence[torch.Tensor],
@@ -344,11 +351,12 @@ class TRPOAgent(PolicyAgent):
 
     # -- 1. collect ---------------------------------------------------------------------------
     def make_vector_env(self, make_env: EnvFactory) -> gym.vector.VectorEnv:
-        fns = [make_env] * self.config.n_envs
         mode = gym.vector.AutoresetMode.SAME_STEP  # final obs in info, next episode's obs returned
         if self.config.vector_env == "async":
+            # one process per env, each on one torch thread: the cores go to the envs, not to pools
+            fns = [functools.partial(_single_threaded, make_env)] * self.config.n_envs
             return gym.vector.AsyncVectorEnv(fns, autoreset_mode=mode)
-        return gym.vector.SyncVectorEnv(fns, autoreset_mode=mode)
+        return gym.vector.SyncVectorEnv([make_env] * self.config.n_envs, autoreset_mode=mode)
 
     def reset_envs(self, envs: gym.vector.VectorEnv, iteration: int) -> np.ndarray:
         """Seeded from (seed, iteration): a resumed run starts its segment exactly as the original did.
