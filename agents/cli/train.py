@@ -462,6 +462,8 @@ def build_parser() -> argparse.ArgumentParser:
         "  python -m agents.train --config configs/wordle_sft.yaml --set max_steps=200 --set train_task_fraction=0.8",
         "  python -m agents.train --config configs/wordle_grpo.yaml --init runs/<sft-run>/final",
         "  python -m agents.train --config configs/wordle_filtered.yaml --set rl_log=runs/<grpo-run>/episodes.jsonl",
+        "  python -m agents.train --config configs/hh_dpo.yaml --init runs/<hh-sft-run>/final     # DPO on HH pairs",
+        "  python -m agents.train --config configs/gsm8k_dpo.yaml --init runs/<grpo-run>/final --set rl_log=runs/<grpo-run>/episodes.jsonl",
         "  python -m agents.train --config configs/mimic_walk_sft.yaml         # BC from mocap, ~3 min on 2 cores",
         "  python -m agents.train --config configs/mimic_walk_trpo.yaml --init runs/<bc-run>/final --set max_minutes=30",
         "  python -m agents.train --resume runs/Wordle-v0__sft__0__20260101-120000",

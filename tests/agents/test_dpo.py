@@ -15,8 +15,9 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from toy_envs import make_target_env  # tests/agents is on sys.path (rootdir-less test modules)
 
-from agents.algos.configs import DPOConfig
+from agents.algos.configs import DPOConfig, GRPOConfig
 from agents.algos.dpo import (
     DPOAgent,
     dpo_loss,
@@ -26,6 +27,7 @@ from agents.algos.dpo import (
     side_logprobs,
     tokenize_pairs,
 )
+from agents.algos.grpo import GRPOAgent
 from agents.cli.pipeline import Stage, read_pipeline, stage_run
 from agents.core.config import ConfigError, build
 from agents.core.demonstrations import (
@@ -37,7 +39,7 @@ from agents.core.demonstrations import (
     read_preferences_jsonl,
 )
 from agents.core.run import Run, resumable_checkpoint
-from agents.core.trajectory import Episode, TurnTokens, write_episodes
+from agents.core.trajectory import Episode, TurnTokens, read_episodes, write_episodes
 from agents.policies.lm.policy import LMPolicy
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -214,8 +216,6 @@ def test_pairs_are_mined_best_against_worst_with_every_filter_counted(tmp_path: 
         episode((3,), (20,), 2.0, group=5, turns=2), episode((3,), (21,), 0.0, group=5, turns=2),
         episode((3,), (22,), math.nan, group=5),
     ])
-    from agents.core.trajectory import read_episodes
-
     pairs = mine_pairs(read_episodes(log), "group", min_return_gap=0.5)
     assert pairs.report == {"pair_within": "group", "min_return_gap": 0.5, "episodes_read": 13,
                             "episodes_nonfinite_return": 1, "groups": 6, "groups_all_returns_equal": 1,
@@ -242,7 +242,7 @@ def test_nothing_left_is_one_error_that_says_what_was_dropped(tmp_path: Path) ->
     write_episodes(log, [episode(prompt, (10,), 1.0), episode(prompt, (10**6,), 0.0)], append=False)
     with pytest.raises(DataError, match=r"token id\(s\) \[1000000\] outside this model's vocabulary"):
         load_pairs(policy, config)
-    with pytest.raises(ConfigError, match="give one source of pairs.*not both"):
+    with pytest.raises(ConfigError, match=r"give one source of pairs.*not both"):
         build(DPOConfig, {"data": "x.jsonl", "rl_log": ["y"]}, "dpo")
     with pytest.raises(DataError, match="no preference pairs named: set data=hh:PATH"):
         load_pairs(policy, DPOConfig())
@@ -336,3 +336,26 @@ def test_the_dpo_pipelines_parse_and_chain(name: str, monkeypatch: pytest.Monkey
         assert "rl_log" not in planned.overrides
     unused = Stage("x", "dpo", str(ROOT / "configs" / "hh_dpo.yaml"))
     assert "rl_log" not in stage_run(unused, tmp_path / "x", tmp_path / "grpo").overrides
+
+
+def test_pairs_mined_from_a_real_grpo_log_are_its_exact_tokens_and_train(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    policy = tiny_policy()
+    run = Run(tmp_path / "grpo", tensorboard=False)
+    GRPOAgent(policy, GRPOConfig(iterations=2, prompts_per_step=2, group_size=4, max_new_tokens=4,
+                                 learning_rate=1e-3), run=run, seed=0).learn(
+        make_target_env(target="abcdefghijklmnopqrstuvwxyz", turns=2))
+    logged = list(read_episodes(run.episodes_path))
+    config = DPOConfig(rl_log=[str(run.dir)], max_steps=2, batch_size=2, val_ratio=0.0, learning_rate=1e-3)
+    pairs = load_pairs(policy, config)
+    report = pairs.report
+    assert report["source"] == "rl_log" and report["episodes_read"] == len(logged) == 16
+    assert report["groups"] == 4 and report["pairs"] == len(pairs.pairs) > 0
+    assert report["pairs"] + sum(v for k, v in report.items() if k.startswith(("groups_", "pairs_"))) == 4
+    by_tokens = {tuple(t for turn in e.tokens or () for t in turn.completion_ids): e for e in logged}
+    for pair in pairs.pairs:  # each side is one logged episode's turns, token for token
+        best = by_tokens[tuple(t for turn in pair.chosen for t in turn.completion_ids)]
+        worst = by_tokens[tuple(t for turn in pair.rejected for t in turn.completion_ids)]
+        assert best.return_ > worst.return_ and len(pair.chosen) == 2
+        assert pair.chosen == tuple(t for t in best.tokens or () if t.completion_ids)
+    DPOAgent(policy, config, seed=0).learn(None, demos=pairs)
