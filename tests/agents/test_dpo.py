@@ -7,8 +7,6 @@ from __future__ import annotations
 import json
 import math
 import random
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -29,6 +27,7 @@ from agents.algos.dpo import (
 )
 from agents.algos.grpo import GRPOAgent
 from agents.cli.pipeline import Stage, read_pipeline, stage_run
+from agents.cli.train import main as train_main
 from agents.core.config import ConfigError, build
 from agents.core.demonstrations import (
     DataError,
@@ -297,26 +296,22 @@ def test_resume_continues_exactly_where_the_checkpoint_left(tmp_path: Path) -> N
     assert again["before"] == first["before"] and again["after"] == pytest.approx(first["after"], abs=1e-5)
 
 
-def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "agents.train", *args], cwd=ROOT, capture_output=True, text=True,
-                          timeout=300)
-
-
-def test_the_command_line_trains_dpo_and_refuses_what_leaves_nothing(tmp_path: Path) -> None:
+def test_the_command_line_trains_dpo_and_refuses_what_leaves_nothing(tmp_path: Path,
+                                                                     capsys: pytest.CaptureFixture[str]) -> None:
     data = tmp_path / "prefs.jsonl"
     rows = [{"prompt": p.prompt[0]["content"], "chosen": p.chosen, "rejected": p.rejected}
             for p in synthetic_pairs(20, 3).pairs] + [{"prompt": "x", "chosen": "same", "rejected": "same"}]
     data.write_text("".join(json.dumps(r) + "\n" for r in rows))
     common = ["--agent", "dpo", "--set", f"model_config={json.dumps(TINY)}", "--set", "eval_episodes=0"]
-    done = run_cli(*common, "--set", f"data={data}", "--set", "max_steps=2", "--run-dir", str(tmp_path / "run"))
-    assert done.returncode == 0, done.stderr
+    assert train_main([*common, "--set", f"data={data}", "--set", "max_steps=2",
+                       "--run-dir", str(tmp_path / "run")]) == 0, capsys.readouterr().err
     report = json.loads((tmp_path / "run" / "dpo.json").read_text())
     assert report["pairs"] == 20 and report["skipped_identical"] == 1 and report["steps"] == 2
+    capsys.readouterr()
 
     data.write_text(json.dumps({"prompt": "x", "chosen": "same", "rejected": "same"}) + "\n")
-    refused = run_cli(*common, "--set", f"data={data}", "--run-dir", str(tmp_path / "none"))
-    assert refused.returncode == 2
-    assert refused.stderr.strip().splitlines()[-1] == \
+    assert train_main([*common, "--set", f"data={data}", "--run-dir", str(tmp_path / "none")]) == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == \
         "error: no preference pairs left to train on (rows_read 1, skipped_identical 1)"
     assert not (tmp_path / "none").exists()
 
