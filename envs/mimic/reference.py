@@ -67,7 +67,7 @@ class ReferenceTrack:
     """
 
     def __init__(self, model: mujoco.MjModel, clip: Clip, rule: ReferenceVelocity, dt: float,
-                 qpos_columns: np.ndarray, qvel_columns: np.ndarray, first: int = 4, most: int = 64) -> None:
+                 qpos_columns: np.ndarray, qvel_columns: np.ndarray, first: int = 16, most: int = 64) -> None:
         self.model, self.clip, self.rule, self.dt = model, clip, rule, dt
         self.skeleton = Skeleton(model)
         self._qpos_columns, self._qvel_columns = qpos_columns, qvel_columns
