@@ -501,18 +501,19 @@ def resolve_args(args: argparse.Namespace) -> Resolved:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.resume:
-        if args.overwrite:
-            print("error: --resume continues a run and --overwrite starts one over; give one of them",
-                  file=sys.stderr)
-            return 2
-        return resume(args.resume, evaluate_after=not args.no_eval)
-    try:
-        resolved = resolve_args(args)
-    except ERRORS as err:
-        print(f"error: {err}", file=sys.stderr)
+    if args.resume and args.overwrite:
+        print("error: --resume continues a run and --overwrite starts one over; give one of them", file=sys.stderr)
         return 2
     try:
+        # Every path that may have joined a process group leaves it: a gloo group still alive at
+        # interpreter exit aborts the process ("terminate called without an active exception").
+        if args.resume:
+            return resume(args.resume, evaluate_after=not args.no_eval)
+        try:
+            resolved = resolve_args(args)
+        except ERRORS as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
         return train(resolved, overwrite=args.overwrite, evaluate_after=not args.no_eval)
     finally:
         distributed.stop()
