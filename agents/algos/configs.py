@@ -297,7 +297,7 @@ class DPOConfig(LanguageModelSettings, OptimizerSettings, PeriodicCheckpointSett
         _one_of(self, "pair_within", PAIR_WITHIN)
         if self.data is not None and self.rl_log:  # neither: an error when the run loads its pairs
             raise ValueError("give one source of pairs: data (hh:PATH or a preference JSONL) or rl_log "
-                             "(episodes.jsonl of an RL run), not both")
+                             "(episodes.jsonl of an RL run), not both (to replace a config file's data: --set data=null)")
         if self.beta <= 0:
             raise ValueError(f"beta must be > 0, got {self.beta}")
         if not 0 <= self.label_smoothing < 0.5:

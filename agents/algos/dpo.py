@@ -231,7 +231,7 @@ def load_pairs(policy: LMPolicy, cfg: DPOConfig) -> Pairs:
         pairs.report = {"source": "rl_log", "logs": list(map(str, paths)), **pairs.report}
     elif cfg.data is None:
         raise DataError("no preference pairs named: set data=hh:PATH (HH-RLHF), data=PATH (preference JSONL) "
-                        "or rl_log=runs/<rl run>/episodes.jsonl")
+                        "or rl_log=runs/<rl run>/episodes.jsonl (--data / --rl-log on the command line)")
     else:
         data = hh_preferences(cfg.data[3:]) if cfg.data.startswith("hh:") else read_preferences_jsonl(cfg.data)
         pairs = tokenize_pairs(policy.tokenizer, data, cfg.max_length)

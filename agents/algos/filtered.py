@@ -23,7 +23,7 @@ Every kept turn / step is one sample; ``batch_size`` samples make one optimizer 
 selection (logs, checkpoint, threshold, counts, return quartiles) is written to ``filter.json``.
 
 ``python -m agents.filtered --rl-log runs/<grpo run>/episodes.jsonl --min-reward 1`` is the
-short form of ``python -m agents.train --agent filtered --set rl_log=...``.
+short form of ``python -m agents.train --agent filtered --rl-log ...``.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Reward-filtered post-training, short form: ``python -m agents.filtered --rl-log
-runs/<rl run>/episodes.jsonl --min-reward 1`` is ``python -m agents.train --agent filtered --set
-rl_log=...``, with the env settings taken from the RL run (its ``config.yaml``) unless given."""
+runs/<rl run>/episodes.jsonl --min-reward 1`` is ``python -m agents.train --agent filtered --rl-log
+...``, with the env settings taken from the RL run (its ``config.yaml``) unless given."""
 
 from __future__ import annotations
 

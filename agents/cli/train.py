@@ -76,10 +76,10 @@ class Resolved:
 
 # ------------------------------------------------------------------------------ configuration
 def resolve_config(config_file: str | Path | None = None, flags: dict[str, Any] | None = None,
-                   overrides: dict[str, Any] | None = None) -> Resolved:
+                   overrides: dict[str, Any] | None = None, flagged: Sequence[str] = ()) -> Resolved:
     """Merge built-in defaults < ``config_file`` < ``flags`` (run-level keys; ``env_kwargs`` is
     merged over the file's) < ``overrides`` (nested; a bare key that is not run-level belongs to
-    the agent's section)."""
+    the agent's section; ``flagged``: those of its keys a command-line flag set)."""
     from_file = read_yaml(config_file) if config_file else {}
     flags = {k: v for k, v in (flags or {}).items() if v is not None}
     env_id = flags.get("env") or from_file.get("env") or RunConfig().env
@@ -101,6 +101,7 @@ def resolve_config(config_file: str | Path | None = None, flags: dict[str, Any] 
     if kind == "box":
         values = merge(BOX_ENV_DEFAULTS, values)
     algorithm = lookup(agent, kind)
+    check_agent_flags(algorithm, flagged)
     stray = {a for a in NAMES if a in values} - {agent}
     if stray:
         raise ConfigError(f"config has a section for {sorted(stray)} but the agent is {agent!r}")
@@ -461,9 +462,9 @@ def build_parser() -> argparse.ArgumentParser:
         """  python -m agents.train --env Wordle-v0 --env-kwargs '{"answers": "answers.txt", "allowed": "allowed.txt"}'""",
         "  python -m agents.train --config configs/wordle_sft.yaml --set max_steps=200 --set train_task_fraction=0.8",
         "  python -m agents.train --config configs/wordle_grpo.yaml --init runs/<sft-run>/final",
-        "  python -m agents.train --config configs/wordle_filtered.yaml --set rl_log=runs/<grpo-run>/episodes.jsonl",
+        "  python -m agents.train --config configs/wordle_filtered.yaml --rl-log runs/<grpo-run>/episodes.jsonl",
         "  python -m agents.train --config configs/hh_dpo.yaml --init runs/<hh-sft-run>/final     # DPO on HH pairs",
-        "  python -m agents.train --config configs/gsm8k_dpo.yaml --init runs/<grpo-run>/final --set rl_log=runs/<grpo-run>/episodes.jsonl",
+        "  python -m agents.train --config configs/gsm8k_dpo.yaml --init runs/<grpo-run>/final --rl-log runs/<grpo-run>",
         "  python -m agents.train --config configs/mimic_walk_sft.yaml         # BC from mocap, ~3 min on 2 cores",
         "  python -m agents.train --config configs/mimic_walk_trpo.yaml --init runs/<bc-run>/final --set max_minutes=30",
         "  python -m agents.train --resume runs/Wordle-v0__sft__0__20260101-120000",
@@ -487,8 +488,33 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--overwrite", action="store_true",
                         help="delete what --run-dir holds and start over (by default a folder that holds a run "
                              "is refused)")
+    parser.add_argument("--data", default=None, metavar="SOURCE",
+                        help="what sft and dpo learn from (the agent's 'data' key): 'hh:PATH' (HH-RLHF chosen / "
+                             "rejected transcripts), a JSONL path (dpo: prompt|messages, chosen, rejected rows), "
+                             "'solver', 'solutions', 'mocap' (sft)")
+    parser.add_argument("--rl-log", nargs="+", default=None, metavar="LOG",
+                        help="episodes.jsonl of RL runs (or their run folders) that filtered and dpo learn from "
+                             "(the agent's 'rl_log' key): dpo mines best-vs-worst pairs per task from them")
     parser.add_argument("--no-eval", action="store_true", help="skip the final evaluation")
     return parser
+
+
+# Flags that each set one key of the agent's section (as --set key=... would).
+AGENT_FLAGS = {"data": "--data", "rl_log": "--rl-log"}
+
+
+def flag_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """The agent keys that ``--data`` / ``--rl-log`` set; the same key also given by --set is an error."""
+    return {key: getattr(args, key) for key in AGENT_FLAGS if getattr(args, key) is not None}
+
+
+def check_agent_flags(algorithm: Algorithm, flagged: Sequence[str]) -> None:
+    """A flag for a key the chosen agent does not have names the agents that do."""
+    for key in flagged:
+        if key not in field_help(algorithm.config):
+            owners = sorted({a.name for a in ALGORITHMS if key in field_help(a.config)})
+            raise ConfigError(f"{AGENT_FLAGS[key]} is for the {' and '.join(owners)} agents, not {algorithm.name!r} "
+                              "(choose one with --agent or --config)")
 
 
 def resolve_args(args: argparse.Namespace) -> Resolved:
@@ -496,7 +522,13 @@ def resolve_args(args: argparse.Namespace) -> Resolved:
     flags = {"env": args.env, "agent": args.agent, "seed": args.seed, "device": args.device, "model": args.model,
              "init": args.init, "run_dir": args.run_dir, "env_kwargs": parse_env_kwargs(args.env_kwargs)
              if args.env_kwargs is not None else None}
-    return resolve_config(args.config, flags, parse_overrides(args.set or []))
+    overrides = parse_overrides(args.set or [])
+    flagged = flag_overrides(args)
+    for key, value in flagged.items():
+        if key in overrides:
+            raise ConfigError(f"{AGENT_FLAGS[key]} and --set {key}=... both given; give one")
+        overrides[key] = value
+    return resolve_config(args.config, flags, overrides, flagged=list(flagged))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

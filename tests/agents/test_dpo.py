@@ -303,7 +303,7 @@ def test_the_command_line_trains_dpo_and_refuses_what_leaves_nothing(tmp_path: P
             for p in synthetic_pairs(20, 3).pairs] + [{"prompt": "x", "chosen": "same", "rejected": "same"}]
     data.write_text("".join(json.dumps(r) + "\n" for r in rows))
     common = ["--agent", "dpo", "--set", f"model_config={json.dumps(TINY)}", "--set", "eval_episodes=0"]
-    assert train_main([*common, "--set", f"data={data}", "--set", "max_steps=2",
+    assert train_main([*common, "--data", str(data), "--set", "max_steps=2",
                        "--run-dir", str(tmp_path / "run")]) == 0, capsys.readouterr().err
     report = json.loads((tmp_path / "run" / "dpo.json").read_text())
     assert report["pairs"] == 20 and report["skipped_identical"] == 1 and report["steps"] == 2
@@ -314,6 +314,15 @@ def test_the_command_line_trains_dpo_and_refuses_what_leaves_nothing(tmp_path: P
     assert capsys.readouterr().err.strip().splitlines()[-1] == \
         "error: no preference pairs left to train on (rows_read 1, skipped_identical 1)"
     assert not (tmp_path / "none").exists()
+
+    # --rl-log / --data set the agent's key: one error for an agent without it, or for the same key twice.
+    for argv, message in (
+            (["--agent", "sft", "--rl-log", str(tmp_path)], "--rl-log is for the dpo and filtered agents, not 'sft'"),
+            ([*common, "--rl-log", str(tmp_path), "--set", "rl_log=[x]"], "--rl-log and --set rl_log=... both given"),
+            ([*common, "--data", str(data), "--rl-log", str(tmp_path)], "give one source of pairs")):
+        assert train_main([*argv, "--run-dir", str(tmp_path / "refused")]) == 2
+        assert message in capsys.readouterr().err
+        assert not (tmp_path / "refused").exists()
 
 
 # ------------------------------------------------------------------------------ pipelines
@@ -354,3 +363,9 @@ def test_pairs_mined_from_a_real_grpo_log_are_its_exact_tokens_and_train(tmp_pat
         assert best.return_ > worst.return_ and len(pair.chosen) == 2
         assert pair.chosen == tuple(t for t in best.tokens or () if t.completion_ids)
     DPOAgent(policy, config, seed=0).learn(None, demos=pairs)
+
+    # The command line's --rl-log takes the run folder and mines the same pairs.
+    assert train_main(["--agent", "dpo", "--set", f"model_config={json.dumps(TINY)}", "--set", "eval_episodes=0",
+                       "--rl-log", str(run.dir), "--set", "max_steps=1", "--set", "val_ratio=0",
+                       "--run-dir", str(tmp_path / "dpo")]) == 0
+    assert json.loads((tmp_path / "dpo" / "dpo.json").read_text())["pairs"] == report["pairs"]
