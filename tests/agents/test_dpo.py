@@ -296,6 +296,23 @@ def test_resume_continues_exactly_where_the_checkpoint_left(tmp_path: Path) -> N
     assert again["before"] == first["before"] and again["after"] == pytest.approx(first["after"], abs=1e-5)
 
 
+def test_a_saved_reference_of_another_architecture_is_refused_before_a_step(tmp_path: Path) -> None:
+    config = DPOConfig(data="unused", max_steps=4, batch_size=4, save_every=2, val_ratio=0.0)
+    policy = tiny_policy()
+    pairs = tokenize_pairs(policy.tokenizer, synthetic_pairs(8, 2), 64)
+    run = Run(tmp_path / "run", tensorboard=False)
+    DPOAgent(policy, config, run=run, seed=0).learn(None, demos=pairs)
+    checkpoint = run.dir / "checkpoints" / "step_2"
+    wider = LMPolicy.default(seed=0, device="cpu", **{**TINY, "intermediate_size": 96})
+    wider.freeze_reference()
+    wider.save_reference(run.dir / "reference")  # as if the folder were swapped for another model's
+    kept = {p.name: p.stat().st_mtime_ns for p in checkpoint.iterdir()}
+    with pytest.raises(ValueError, match=r"not this policy's architecture \(\d+ of another shape, e.g. "):
+        DPOAgent(LMPolicy.load(checkpoint, device="cpu"), config, run=run, seed=0).learn(
+            None, demos=pairs, resume_from=checkpoint)
+    assert {p.name: p.stat().st_mtime_ns for p in checkpoint.iterdir()} == kept  # the checkpoint is untouched
+
+
 def test_the_command_line_trains_dpo_and_refuses_what_leaves_nothing(tmp_path: Path,
                                                                      capsys: pytest.CaptureFixture[str]) -> None:
     data = tmp_path / "prefs.jsonl"

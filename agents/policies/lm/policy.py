@@ -253,9 +253,26 @@ class LMPolicy:
         else:
             dtype = next(self.model.parameters()).dtype  # the dtype the snapshot was taken in
             reference = load_pretrained(saved, device=self.device, dtype=dtype)
+            self._check_same_architecture(reference, saved)
         reference.eval()
         reference.requires_grad_(False)
         self._reference_model = reference
+
+    def _check_same_architecture(self, reference: Any, saved: str | Path) -> None:
+        """A reference must be this policy's network: the same parameter names and shapes
+        (a log-ratio against another network means nothing, and would fail mid-run)."""
+        ours = {k: tuple(v.shape) for k, v in self.model.state_dict().items()}
+        theirs = {k: tuple(v.shape) for k, v in reference.state_dict().items()}
+        if ours == theirs:
+            return
+        missing, extra = sorted(set(ours) - set(theirs)), sorted(set(theirs) - set(ours))
+        shapes = [f"{k} {theirs[k]} vs {ours[k]}" for k in sorted(set(ours) & set(theirs)) if ours[k] != theirs[k]]
+        detail = "; ".join(part for part in (
+            f"{len(missing)} parameter(s) missing, e.g. {missing[0]}" if missing else "",
+            f"{len(extra)} not in the policy, e.g. {extra[0]}" if extra else "",
+            f"{len(shapes)} of another shape, e.g. {shapes[0]}" if shapes else "") if part)
+        raise ValueError(f"the reference in {saved} is not this policy's architecture ({detail}); "
+                         "it must be the weights the run started from")
 
     @property
     def has_reference(self) -> bool:
