@@ -343,7 +343,7 @@ def test_the_command_line_trains_dpo_and_refuses_what_leaves_nothing(tmp_path: P
 
 
 # ------------------------------------------------------------------------------ pipelines
-@pytest.mark.parametrize("name", ["hh", "gsm8k_dpo"])
+@pytest.mark.parametrize("name", ["hh", "gsm8k_dpo", "wordle_dpo"])
 def test_the_dpo_pipelines_parse_and_chain(name: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.chdir(ROOT)
     pipeline = read_pipeline(ROOT / "configs" / "pipelines" / f"{name}.yaml")
