@@ -172,7 +172,8 @@ class HumanoidMimicEnv(gym.Env):
       ``info["diverged"]``).
     - Termination: a non-looping clip ends (``clip_end="terminate"``: DeepMimic counts the end of
       the motion as a failure, so a value function sees nothing after it); ``clip_end="truncate"``
-      makes it a truncation instead.
+      makes it a truncation instead. Either way that step has ``info["clip_ended"]``, and the
+      evaluation's ``fall_rate`` does not count it as a fall.
     - Truncation: 20 s (600 steps) through the registered time limit.
     - ``step`` after the episode has ended (terminated, or truncated at the end of a non-looping
       clip) raises ``RuntimeError``: call ``reset()``. Gymnasium's vector envs and SB3 reset
@@ -522,6 +523,8 @@ class HumanoidMimicEnv(gym.Env):
             info["diverged"] = True
         if fallen:
             info["fallen"] = True
+        if clip_over:
+            info["clip_ended"] = True
         if terminated or truncated:
             self._episode = "ended"
         return self._obs(), reward, terminated, truncated, info
@@ -577,7 +580,9 @@ class HumanoidMimicEnv(gym.Env):
             "mean_time_alive": float(np.mean(alive)),
             "mean_reward_per_step": float(sum(e.return_ for e in episodes) / max(steps, 1)),
             "mpjpe_mm": float(np.mean(mpjpe)),
-            "fall_rate": float(np.mean([e.terminated for e in episodes])),
+            # A terminal end of the clip (clip_end="terminate") is a failure to the value
+            # function, not a fall to the reader of the metrics.
+            "fall_rate": float(np.mean([e.terminated and not e.info.get("clip_ended", False) for e in episodes])),
         }
 
     scripted_policies: ClassVar[dict[str, Any]] = {}

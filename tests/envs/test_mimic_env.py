@@ -206,6 +206,11 @@ def test_non_looping_clip_ends_the_episode_at_its_end(clip_end, ends_as):
             break
     assert result is not None and result[ends_as] and not result[5 - ends_as] and steps <= 2
     assert result[1] > 0.0  # the last step of the clip is no fall: it keeps its reward
+    assert result[4]["clip_ended"] and "fallen" not in result[4]
+    played = Episode(env_id="HumanoidMimic-Kick-v1", seed=0, observations=(0,) * steps, actions=(0,) * steps,
+                     rewards=(result[1],) * steps, terminated=bool(result[2]), truncated=bool(result[3]),
+                     info=result[4])
+    assert HumanoidMimicEnv.summarize_episodes([played])["fall_rate"] == 0.0  # an end of the clip is no fall
 
 
 def test_registered_time_limit_truncates_at_20_seconds():
