@@ -77,6 +77,16 @@ def _model(physics_hz: int) -> mujoco.MjModel:
     return _MODEL_CACHE[physics_hz]
 
 
+def _fell(episode: Any) -> bool:
+    """Whether an episode ended in a fall (or a failed simulation). A terminal end of the clip
+    (``clip_end="terminate"``) is a failure to a value function, not a fall to the reader of the
+    metrics; records written before ``info["fallen"]`` existed count every termination."""
+    info = episode.info
+    if not episode.terminated:
+        return False
+    return bool(info.get("fallen") or info.get("diverged") or not info.get("clip_ended"))
+
+
 class HumanoidMimicEnv(gym.Env):
     """
     ## Description
@@ -580,9 +590,7 @@ class HumanoidMimicEnv(gym.Env):
             "mean_time_alive": float(np.mean(alive)),
             "mean_reward_per_step": float(sum(e.return_ for e in episodes) / max(steps, 1)),
             "mpjpe_mm": float(np.mean(mpjpe)),
-            # A terminal end of the clip (clip_end="terminate") is a failure to the value
-            # function, not a fall to the reader of the metrics.
-            "fall_rate": float(np.mean([e.terminated and not e.info.get("clip_ended", False) for e in episodes])),
+            "fall_rate": float(np.mean([_fell(e) for e in episodes])),
         }
 
     scripted_policies: ClassVar[dict[str, Any]] = {}

@@ -266,6 +266,13 @@ def test_summarize_episodes_uses_final_step_info():
     assert summary["mpjpe_mm"] == pytest.approx(200.0)
     assert summary["fall_rate"] == pytest.approx(0.5)
 
+    # A terminal end of the clip is no fall, unless the character fell on that very step.
+    def ended(**info):
+        return Episode(env_id="HumanoidMimic-Kick-v1", seed=0, observations=(0,), actions=(0,), rewards=(0.0,),
+                       terminated=True, truncated=False, info={"time_alive": 1.0, "clip_ended": True, **info})
+
+    assert HumanoidMimicEnv.summarize_episodes([ended(), ended(fallen=True)])["fall_rate"] == pytest.approx(0.5)
+
 
 def _run_python(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
     """Rendering runs in a fresh interpreter: MuJoCo picks its GL backend when first imported, so
