@@ -30,7 +30,7 @@ import gymnasium as gym
 import mujoco
 import numpy as np
 
-from envs.mimic.env import HumanoidMimicEnv, ReferencePolicy
+from envs.mimic.env import HumanoidMimicEnv, ReferencePolicy, ended_in_fall
 from envs.mimic.mocap import available_clips
 
 
@@ -78,7 +78,7 @@ def reference_baseline(clip: str, episodes: int) -> dict[str, float]:
             obs, reward, terminated, truncated, info = env.step(actions[0])
             total += reward
             steps += 1
-        falls += int(bool(info.get("fallen") or info.get("diverged")))  # a terminal clip end is no fall
+        falls += int(ended_in_fall(terminated, info))
         alive.append(info["time_alive"])
         rewards.append(total / steps)
         mpjpe.append(info["episode_mpjpe_mm"])

@@ -503,11 +503,6 @@ def build_parser() -> argparse.ArgumentParser:
 AGENT_FLAGS = {"data": "--data", "rl_log": "--rl-log"}
 
 
-def flag_overrides(args: argparse.Namespace) -> dict[str, Any]:
-    """The agent keys that ``--data`` / ``--rl-log`` set; the same key also given by --set is an error."""
-    return {key: getattr(args, key) for key in AGENT_FLAGS if getattr(args, key) is not None}
-
-
 def check_agent_flags(algorithm: Algorithm, flagged: Sequence[str]) -> None:
     """A flag for a key the chosen agent does not have names the agents that do."""
     for key in flagged:
@@ -523,8 +518,8 @@ def resolve_args(args: argparse.Namespace) -> Resolved:
              "init": args.init, "run_dir": args.run_dir, "env_kwargs": parse_env_kwargs(args.env_kwargs)
              if args.env_kwargs is not None else None}
     overrides = parse_overrides(args.set or [])
-    flagged = flag_overrides(args)
-    for key, value in flagged.items():
+    flagged = {key: getattr(args, key) for key in AGENT_FLAGS if getattr(args, key) is not None}
+    for key, value in flagged.items():  # a flag sets its key as --set would; both at once is an error
         if key in overrides:
             raise ConfigError(f"{AGENT_FLAGS[key]} and --set {key}=... both given; give one")
         overrides[key] = value

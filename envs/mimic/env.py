@@ -77,14 +77,12 @@ def _model(physics_hz: int) -> mujoco.MjModel:
     return _MODEL_CACHE[physics_hz]
 
 
-def _fell(episode: Any) -> bool:
-    """Whether an episode ended in a fall (or a failed simulation). A terminal end of the clip
-    (``clip_end="terminate"``) is a failure to a value function, not a fall to the reader of the
-    metrics; records written before ``info["fallen"]`` existed count every termination."""
-    info = episode.info
-    if not episode.terminated:
-        return False
-    return bool(info.get("fallen") or info.get("diverged") or not info.get("clip_ended"))
+def ended_in_fall(terminated: bool, info: dict[str, Any]) -> bool:
+    """Whether an episode whose last step gave ``terminated`` and ``info`` ended in a fall (or a
+    failed simulation). A terminal end of the clip (``clip_end="terminate"``) is a failure to a
+    value function, not a fall to the reader of the metrics; records written before
+    ``info["fallen"]`` existed count every termination."""
+    return terminated and bool(info.get("fallen") or info.get("diverged") or not info.get("clip_ended"))
 
 
 class HumanoidMimicEnv(gym.Env):
@@ -590,7 +588,7 @@ class HumanoidMimicEnv(gym.Env):
             "mean_time_alive": float(np.mean(alive)),
             "mean_reward_per_step": float(sum(e.return_ for e in episodes) / max(steps, 1)),
             "mpjpe_mm": float(np.mean(mpjpe)),
-            "fall_rate": float(np.mean([_fell(e) for e in episodes])),
+            "fall_rate": float(np.mean([ended_in_fall(e.terminated, e.info) for e in episodes])),
         }
 
     scripted_policies: ClassVar[dict[str, Any]] = {}
