@@ -1,6 +1,7 @@
 """``python -m agents.train``: the command line in :mod:`agents.cli.train`."""
 
 from agents.cli.train import main
+from agents.core import distributed
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    distributed.leave(main())

@@ -15,9 +15,10 @@ import datetime
 import os
 import sys
 from collections.abc import Iterator, Sequence
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 T = TypeVar("T")
+_joined = False  # this process joined a group of several (see leave)
 # A rank that died must not leave the others waiting forever on a collective.
 TIMEOUT = datetime.timedelta(minutes=int(os.environ.get("POSTTRAIN_GYM_DIST_TIMEOUT_MIN", "30")))
 
@@ -49,6 +50,8 @@ def start(device: str | None) -> str | None:
                              "CUDA device(s): use --nproc_per_node <= the GPU count")
         torch.cuda.set_device(local)
     dist.init_process_group("nccl" if cuda else "gloo", timeout=TIMEOUT)
+    global _joined
+    _joined = True
     return f"cuda:{local}" if cuda else "cpu"
 
 
@@ -151,3 +154,24 @@ def stop() -> None:
     if group is not None:
         group.barrier()  # no rank tears the group down while another still uses it
         group.destroy_process_group()
+
+
+def leave(status: int) -> NoReturn:
+    """End a command-line process with ``status``, leaving its process group first.
+
+    After several processes, Python's own teardown is skipped (``os._exit``, once every stream
+    is flushed): a gloo worker thread may still be dropping the last reference to an earlier
+    collective's tensors after ``barrier`` returned, and dropping a tensor Python made needs the
+    GIL; a thread that asks for it while the interpreter finalises is ended mid-destructor, which
+    aborts the whole process ("terminate called without an active exception", SIGABRT; 2 runs of
+    28 with both cores of a 2-core machine busy). Everything a run writes is closed by then."""
+    stop()
+    if not _joined:
+        raise SystemExit(status)
+    import logging
+
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(status)

@@ -224,3 +224,11 @@ def test_fsdp_with_lora_is_refused_before_anything_starts(tmp_path: Path) -> Non
     assert result.returncode == 2
     assert "data_parallel=fsdp shards full fine-tuning" in result.stderr
     assert not (tmp_path / "run").exists()
+
+
+def test_leave_on_one_process_exits_through_python_with_the_status() -> None:
+    from agents.core import distributed
+
+    with pytest.raises(SystemExit) as exited:
+        distributed.leave(3)
+    assert exited.value.code == 3
