@@ -7,11 +7,13 @@ reference baseline on every clip. Prints one JSON object.
 Speed is compared per *simulated second* (our env steps at 30 Hz, Humanoid-v5 at 66.7 Hz):
 ``ratio = (our env steps/s x 1/30) / (Humanoid-v5 steps/s x 0.015)``; goals: ratio >= 2 and
 ``mj_step`` >= 60% of our step time. Both envs take seeded uniform random actions and reset
-when an episode ends (ours then last about 6 steps, so resets weigh heavily). Each round times
-both envs back to back (and MuJoCo's ``mj_step`` alone, for the physics share of our step
-time); the median over rounds of the per-round ratio counts, so a busy shared machine hurts
-both sides of a pair alike. ``steady_state`` times our env alone the way a policy that stays
-up sees it: the open-loop reference actions without early termination, no resets.
+when an episode ends (ours then last about 6 steps, so resets weigh heavily; the actions are
+drawn before the clock starts). Each round times both envs back to back, then MuJoCo's
+``mj_step`` alone replaying our run's simulated trajectory (its start states and PD targets):
+the physics share of our step time. The median over rounds of the per-round ratio counts, so a
+busy shared machine hurts both sides of a pair alike. ``steady_state`` times our env alone the
+way a policy that stays up sees it: the open-loop reference actions without early termination,
+no resets (its share is the issue's "mj_step's share of step()": no reset in it).
 """
 
 from __future__ import annotations
@@ -35,35 +37,55 @@ from envs.mimic.mocap import available_clips
 
 
 def steps_per_second(env: gym.Env, steps: int, seed: int) -> float:
+    return timed_steps(env, steps, seed)[0]
+
+
+def timed_steps(env: gym.Env, steps: int, seed: int) -> tuple[float, list[np.ndarray], dict[int, tuple]]:
+    """Steps/s under seeded uniform random actions, resetting when an episode ends; also the
+    actions and the states each reset started from (by step index), to replay the physics."""
     env.reset(seed=seed)
     env.action_space.seed(seed)
+    actions = [env.action_space.sample() for _ in range(steps)]
+    starts = {0: snapshot(env)}
     start = time.perf_counter()
-    for _ in range(steps):
-        _, _, terminated, truncated, _ = env.step(env.action_space.sample())
+    for k, action in enumerate(actions):
+        _, _, terminated, truncated, _ = env.step(action)
         if terminated or truncated:
             env.reset()
-    return steps / (time.perf_counter() - start)
+            starts[k + 1] = snapshot(env)
+    return steps / (time.perf_counter() - start), actions, starts
 
 
-def steady_state_steps_per_second(env: HumanoidMimicEnv, steps: int) -> float:
+def snapshot(env: gym.Env) -> tuple | None:
+    data = getattr(env, "data", None)
+    return (data.qpos.copy(), data.qvel.copy()) if isinstance(data, mujoco.MjData) else None
+
+
+def steady_state(env: HumanoidMimicEnv, steps: int) -> tuple[float, list[np.ndarray], dict[int, tuple]]:
     """Steps/s of one long episode (no falls end it) on the reference's PD targets, computed
-    before the clock starts: the env's time alone."""
+    before the clock starts: the env's time alone. Also what :func:`physics_replay` needs."""
     env.reset(seed=0, options={"phase": 0.0})
+    starts = {0: snapshot(env)}
     actions = [env.targets_to_action(env.reference_qpos((k + 1) * env.dt)[7:]) for k in range(steps)]
     start = time.perf_counter()
     for action in actions:
         env.step(action)
-    return steps / (time.perf_counter() - start)
+    return steps / (time.perf_counter() - start), actions, starts
 
 
-def physics_only_steps_per_second(env: HumanoidMimicEnv, steps: int) -> float:
-    """mj_step calls alone, as many per env step as the env makes: the floor for our overhead."""
-    env.reset(seed=0)
+def physics_replay(env: HumanoidMimicEnv, actions: list[np.ndarray], starts: dict[int, tuple]) -> float:
+    """Env steps/s of MuJoCo's ``mj_step`` alone on the same simulated trajectory: the same
+    start states and PD targets, as many ``mj_step`` calls per action as the env makes. Our
+    step's physics share is (our steps/s) / this."""
     model, data = env.model, env.data
+    ctrls = [env.action_to_targets(np.asarray(a, dtype=np.float64)) for a in actions]
     start = time.perf_counter()
-    for _ in range(steps * env.n_substeps):
-        mujoco.mj_step(model, data)
-    return steps / (time.perf_counter() - start)
+    for k, ctrl in enumerate(ctrls):
+        if k in starts:
+            data.qpos[:], data.qvel[:] = starts[k]
+        data.ctrl[:] = ctrl
+        mujoco.mj_step(model, data, env.n_substeps)
+    return len(actions) / (time.perf_counter() - start)
 
 
 def reference_baseline(clip: str, episodes: int) -> dict[str, float]:
@@ -107,12 +129,15 @@ def main(argv: list[str] | None = None) -> int:
     steps_per_second(ours, 30, 0)  # warm up
     steps_per_second(theirs, 30, 0)
     steady = HumanoidMimicEnv(motion="walk", early_termination=False)
-    our_rates, their_rates, physics_rates, ratios, steady_rates = [], [], [], [], []
+    our_rates, their_rates, physics_rates, ratios, steady_rates, steady_physics = [], [], [], [], [], []
     for r in range(args.rounds):  # paired rounds: a busy machine slows both sides of a pair alike
-        our_rates.append(steps_per_second(ours, args.steps, seed=r))
+        rate, actions, starts = timed_steps(ours, args.steps, seed=r)
+        our_rates.append(rate)
         their_rates.append(steps_per_second(theirs, their_steps, seed=r))
-        physics_rates.append(physics_only_steps_per_second(ours, args.steps))
-        steady_rates.append(steady_state_steps_per_second(steady, args.steps))
+        physics_rates.append(physics_replay(ours, actions, starts))
+        rate, actions, starts = steady_state(steady, args.steps)
+        steady_rates.append(rate)
+        steady_physics.append(physics_replay(steady, actions, starts))
         ratios.append(our_rates[-1] * ours.dt / (their_rates[-1] * theirs.dt))
     ours_sps, theirs_sps = statistics.median(our_rates), statistics.median(their_rates)
     ratio = statistics.median(ratios)
@@ -134,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
             "steady_state": {
                 "steps_per_s": round(statistics.median(steady_rates), 1),
                 "physics_share_of_step_time": round(
-                    statistics.median(s / p for s, p in zip(steady_rates, physics_rates, strict=True)), 3),
+                    statistics.median(s / p for s, p in zip(steady_rates, steady_physics, strict=True)), 3),
                 "ratio_per_simulated_second": round(statistics.median(
                     s * ours.dt / (t * theirs.dt) for s, t in zip(steady_rates, their_rates, strict=True)), 3),
             },

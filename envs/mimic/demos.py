@@ -126,6 +126,7 @@ class TrackingExpert:
         """Joint torques (clip hinge order) of inverse dynamics at the current state."""
         env = self.env
         m, d, ref = env.model, env.data, env.ref_data
+        mujoco.mj_forward(m, d)  # the mass matrix and bias forces: a step brings only kinematics up to date
         acc = self._reference_acceleration(env._t)
         rot, ref_rot = d.xmat[env._root].reshape(3, 3), ref.xmat[env._root].reshape(3, 3)
         # root tilt feedback in the world frame, heading (z) excluded: the observation does not show it

@@ -24,7 +24,7 @@ from envs.mimic.humanoid import (
     joint_kind,
 )
 from envs.mimic.mocap import Clip, ReferenceVelocity, resolve_motion
-from envs.mimic.reference import ReferenceTrack
+from envs.mimic.reference import ReferenceTrack, kinematics
 from envs.protocol import ActionKind
 
 # DeepMimic's imitation reward (released code): term -> (weight, error scale).
@@ -39,9 +39,9 @@ REWARD_TERMS: dict[str, tuple[float, float]] = {
 _REWARD_WEIGHTS = np.array([w for w, _ in REWARD_TERMS.values()])
 _REWARD_SCALES = np.array([k for _, k in REWARD_TERMS.values()])
 # MuJoCo resets the simulation (and counts one of these) when it becomes unstable.
-_INSTABILITY_WARNINGS = (
+_INSTABILITY_WARNINGS = np.array([
     mujoco.mjtWarning.mjWARN_BADQPOS, mujoco.mjtWarning.mjWARN_BADQVEL, mujoco.mjtWarning.mjWARN_BADQACC,
-)
+], dtype=np.intp)
 
 # DeepMimic's fall-contact bodies (a contact with the ground ends the episode), from the
 # --fall_contact_bodies / --enable_char_contact_fall lines of its args/train_humanoid3d_<clip>_args.txt;
@@ -75,6 +75,28 @@ def _model(physics_hz: int) -> mujoco.MjModel:
         model.opt.timestep = 1.0 / physics_hz
         _MODEL_CACHE[physics_hz] = model
     return _MODEL_CACHE[physics_hz]
+
+
+# Rows of HumanoidMimicEnv._heading_frame_features: positions, forward/up axes, linear, angular velocities.
+_TURNED_ROWS = 15 + 2 * 15 + 15 + 15
+_NEXT, _LAST = np.array([1, 2, 0]), np.array([2, 0, 1])  # a x b = a[NEXT] b[LAST] - a[LAST] b[NEXT]
+
+
+def _observation_order(order: np.ndarray) -> np.ndarray:
+    """Where each observation entry sits in ``[phase, height, heading-frame rows flattened]``
+    (rows in MuJoCo's body order); ``order``: the model rows of the bodies in observation order."""
+    def entries(first_row: int, rows_per_body: int, bodies: np.ndarray) -> list[int]:
+        return [2 + 3 * (first_row + rows_per_body * b) + i for b in bodies for i in range(3 * rows_per_body)]
+    return np.array([0, 1, *entries(0, 1, order[1:]), *entries(15, 2, order), *entries(45, 1, order),
+                     *entries(60, 1, order)])
+
+
+def _positions_velocities_contacts(m: mujoco.MjModel, d: mujoco.MjData) -> None:
+    """What a step's reward, observation and fall test read, at the state ``mj_step`` left: a
+    fraction of ``mj_forward``'s cost (no mass matrix, forces or constraint solve; the next
+    ``mj_step`` computes those anyway)."""
+    kinematics(m, d)
+    mujoco.mj_collision(m, d)
 
 
 def ended_in_fall(terminated: bool, info: dict[str, Any]) -> bool:
@@ -282,10 +304,14 @@ class HumanoidMimicEnv(gym.Env):
 
         self._track = ReferenceTrack(m, self.clip, reference_velocity, self.dt, self._qadr, self._dadr)
         self._skeleton = skeleton = self._track.skeleton
-        self._body, self._root = skeleton.body, skeleton.root
-        weights = np.array([ROOT_WEIGHT if n == "root" else JOINTS[joint_kind(n)].weight
-                            for n in skeleton.jointed_names])
+        self._root = skeleton.root
+        # DeepMimic's joint weights in model body order; the welded wrists have no joint: weight 0
+        weights = np.array([0.0 if n.endswith("wrist") else ROOT_WEIGHT if n == "root" else JOINTS[joint_kind(n)].weight
+                            for n in skeleton.names])
         self._joint_w = weights / weights.sum()
+        self._obs_order = _observation_order(skeleton.order)
+        self._turned = np.empty((_TURNED_ROWS, 3))  # scratch of _heading_frame_features
+        self._turn = np.eye(3)
 
         self.fall_contact_bodies = self._resolve_fall_bodies(fall_bodies, physics_hz)
         fall_ids = {mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_BODY, n) for n in self.fall_contact_bodies}
@@ -368,10 +394,7 @@ class HumanoidMimicEnv(gym.Env):
         if key != self._ref_data_time:
             m, d = self.model, self._ref_data
             d.qpos[:], d.qvel[:] = self._reference_state(self._t)
-            mujoco.mj_kinematics(m, d)
-            mujoco.mj_comPos(m, d)
-            mujoco.mj_comVel(m, d)
-            mujoco.mj_subtreeVel(m, d)
+            kinematics(m, d)
             self._ref_data_time = key
         return self._ref_data
 
@@ -386,62 +409,75 @@ class HumanoidMimicEnv(gym.Env):
 
     # ------------------------------------------------------------------ features
 
-    def _reward(self) -> tuple[float, dict[str, float], float]:
+    def _heading_frame_features(self) -> np.ndarray:
+        """The simulated character in its root's heading frame, one array for the observation and
+        the reward (rows, MuJoCo's body order): positions relative to the root (15), forward and up
+        axes (2 x 15, interleaved), linear velocities of the body origins (15), angular velocities (15)."""
+        d = self.data
+        r = d.xmat[self._root]
+        yaw_norm = math.hypot(r[0], r[3])
+        c, s = r[0] / yaw_norm, r[3] / yaw_norm
+        turn = self._turn  # H^T: world -> heading frame, applied to row vectors
+        turn[0, 0] = turn[1, 1] = c
+        turn[1, 0], turn[0, 1] = s, -s
+        rows, xpos, xmat, cvel = self._turned, d.xpos, d.xmat, d.cvel
+        np.subtract(xpos[1:], xpos[self._root], out=rows[:15])
+        rows[15:45:2] = xmat[1:, 0::3]  # the rotation's first column: the body's forward axis
+        rows[16:45:2] = xmat[1:, 2::3]  # its third: the up axis
+        ang, lin = rows[60:75], rows[45:60]
+        ang[:] = cvel[1:, :3]
+        # cvel's linear part is the velocity at the subtree centre of mass: move it to each origin
+        arm = xpos[1:] - d.subtree_com[self._root]
+        np.subtract(ang[:, _NEXT] * arm[:, _LAST], ang[:, _LAST] * arm[:, _NEXT], out=lin)  # ang x arm
+        lin += cvel[1:, 3:]
+        return rows @ turn
+
+    def _reward(self, turned: np.ndarray | None = None) -> tuple[float, dict[str, float], float]:
         """DeepMimic's imitation reward of the simulated character against the reference at the
-        current time, and the MPJPE (mm)."""
+        current time, and the MPJPE (mm). ``turned``: this state's :meth:`_heading_frame_features`."""
+        if turned is None:
+            turned = self._heading_frame_features()
         d, sk, track = self.data, self._skeleton, self._track
         j = track.index(self._t)
         xmat = d.xmat.reshape(-1, 3, 3)
-        cos_diff = (np.einsum("nij,nij->n", sk.local_rotations(xmat), track.local_rotations[j]) - 1.0) * 0.5
-        rot_diff = np.arccos(np.clip(cos_diff, -1.0, 1.0))
-        vel_diff = sk.local_angular_velocities(xmat, d.cvel) - track.local_angular_velocities[j]
+        cos_diff = np.einsum("nij,nij->n", sk.local_rotations(xmat), track.local_rotations[j])
+        cos_diff -= 1.0
+        cos_diff *= 0.5
+        rot_sq = np.arccos(np.minimum(np.maximum(cos_diff, -1.0, out=cos_diff), 1.0, out=cos_diff))
+        rot_sq *= rot_sq
+        vel_diff = sk.local_angular_velocities(xmat, d.cvel)
+        vel_diff -= track.local_angular_velocities[j]
         vel_sq = np.einsum("ni,ni->n", vel_diff, vel_diff)
-        ee_diff = sk.end_effectors(d.xpos, xmat) - track.end_effectors[j]
-        body_diff = d.xpos[self._body] - track.body_pos[j]
+        ee_diff = turned[sk.end_effector]  # the heading frame's positions; heights from the ground:
+        ee_diff[:, 2] += d.xpos[self._root, 2]
+        ee_diff -= track.end_effectors[j]
+        body_diff = d.xpos[1:] - track.body_pos[j]
         body_diff[:, :2] -= self._ref_shift
         root_vel_diff = d.qvel[:3] - track.root_velocity[j]
         com_diff = d.subtree_linvel[self._root] - track.com_velocity[j]
-        w = self._joint_w
+        w, root_diff = self._joint_w, body_diff[0]
         errors = np.array([
-            w @ (rot_diff * rot_diff),
+            w @ rot_sq,
             w @ vel_sq,
             np.einsum("ni,ni->", ee_diff, ee_diff) / len(ee_diff),
-            body_diff[0] @ body_diff[0] + 0.1 * rot_diff[0] ** 2 + 0.01 * root_vel_diff @ root_vel_diff
-            + 0.001 * vel_sq[0],
-            0.1 * com_diff @ com_diff,
+            root_diff @ root_diff + 0.1 * rot_sq[0] + 0.01 * (root_vel_diff @ root_vel_diff) + 0.001 * vel_sq[0],
+            0.1 * (com_diff @ com_diff),
         ])
         values = np.exp(-_REWARD_SCALES * errors)
         terms = dict(zip(REWARD_TERMS, values.tolist(), strict=True))
         mpjpe_mm = float(np.sqrt(np.einsum("ni,ni->n", body_diff, body_diff)).sum()) * 1000.0 / len(body_diff)
         return float(_REWARD_WEIGHTS @ values), terms, mpjpe_mm
 
-    def _obs(self) -> np.ndarray:
-        d = self.data
-        b = self._body
-        r = d.xmat[self._root]
-        yaw_norm = math.hypot(r[0], r[3])
-        c, s = r[0] / yaw_norm, r[3] / yaw_norm
-        h = np.array([[c, s, 0.0], [-s, c, 0.0], [0.0, 0.0, 1.0]])  # world -> heading frame
-        xpos = d.xpos[b]
-        root_pos = xpos[0]
-        rel_pos = (xpos[1:] - root_pos) @ h.T
-        # forward (x) and up (z) axes of every body, in the heading frame
-        axes = d.xmat[b][:, [0, 3, 6, 2, 5, 8]].reshape(-1, 2, 3) @ h.T
-        ang = d.cvel[b, :3]
-        arm = xpos - d.subtree_com[self._root]
-        lin = d.cvel[b, 3:] + np.stack((
-            ang[:, 1] * arm[:, 2] - ang[:, 2] * arm[:, 1],
-            ang[:, 2] * arm[:, 0] - ang[:, 0] * arm[:, 2],
-            ang[:, 0] * arm[:, 1] - ang[:, 1] * arm[:, 0],
-        ), axis=-1)
-        obs = np.empty(224, dtype=np.float32)
-        obs[0] = self.clip.phase(self._t)
-        obs[1] = root_pos[2]
-        obs[2:44] = rel_pos.ravel()
-        obs[44:134] = axes.ravel()
-        obs[134:179] = (lin @ h.T).ravel()
-        obs[179:224] = (ang @ h.T).ravel()
-        return obs
+    def _obs(self, turned: np.ndarray | None = None) -> np.ndarray:
+        """The observation (table in the class docstring). ``turned``: this state's
+        :meth:`_heading_frame_features`."""
+        if turned is None:
+            turned = self._heading_frame_features()
+        flat = np.empty(2 + turned.size)
+        flat[0] = self.clip.phase(self._t)
+        flat[1] = self.data.xpos[self._root, 2]
+        flat[2:] = turned.ravel()
+        return flat[self._obs_order].astype(np.float32)
 
     # ------------------------------------------------------------------ gym API
 
@@ -466,7 +502,10 @@ class HumanoidMimicEnv(gym.Env):
         return self._obs(), {"phase": self.clip.phase(self._t), "clip_time": self._t, "time_alive": 0.0}
 
     def action_to_targets(self, action: np.ndarray) -> np.ndarray:
-        return self._ctrl_mid + np.clip(action, -1.0, 1.0) * self._ctrl_half
+        clipped = np.minimum(np.maximum(action, -1.0), 1.0)  # np.clip's dispatch costs more than the work
+        clipped *= self._ctrl_half
+        clipped += self._ctrl_mid
+        return clipped
 
     def targets_to_action(self, targets: np.ndarray) -> np.ndarray:
         return np.clip((targets - self._ctrl_mid) / self._ctrl_half, -1.0, 1.0).astype(np.float32)
@@ -480,9 +519,10 @@ class HumanoidMimicEnv(gym.Env):
         if a.dtype.kind not in "fiu":
             raise ValueError(f"action must hold real numbers (a float or integer dtype), got dtype {a.dtype}")
         a = a.astype(np.float64)
-        if not np.all(np.isfinite(a)):
+        if not math.isfinite(a @ a):  # (cheaper than isfinite().all(); NaN and inf survive the sum)
             bad = np.flatnonzero(~np.isfinite(a)).tolist()
-            raise ValueError(f"action holds NaN or infinity at indices {bad}; the policy diverged")
+            if bad:  # else only the square overflowed: huge but real, clipped like any other
+                raise ValueError(f"action holds NaN or infinity at indices {bad}; the policy diverged")
         return a
 
     def step(self, action):
@@ -493,21 +533,20 @@ class HumanoidMimicEnv(gym.Env):
         a = self._checked_action(action)
         m, d = self.model, self.data
         d.ctrl[:] = self.action_to_targets(a)
-        bad_before = sum(d.warning[w].number for w in _INSTABILITY_WARNINGS)
-        for _ in range(self.n_substeps):
-            mujoco.mj_step(m, d)
+        bad_before = d.warning.number[_INSTABILITY_WARNINGS].sum()
+        mujoco.mj_step(m, d, self.n_substeps)
         t_before, self._t = self._t, self._t + self.dt
-        diverged = (sum(d.warning[w].number for w in _INSTABILITY_WARNINGS) > bad_before
-                    or not (np.isfinite(d.qpos).all() and np.isfinite(d.qvel).all()))
+        diverged = (d.warning.number[_INSTABILITY_WARNINGS].sum() > bad_before
+                    or not math.isfinite(d.qpos @ d.qpos + d.qvel @ d.qvel))
         if diverged:
             # MuJoCo has already reset the state; keep the observation meaningful and finite
             d.qpos[:], d.qvel[:] = self._reference_state(self._t)
-        mujoco.mj_forward(m, d)  # fresh positions, velocities and contacts at the new time
-        mujoco.mj_subtreeVel(m, d)
+        _positions_velocities_contacts(m, d)
         if self.sync_root and self.clip.cycle(self._t) > self.clip.cycle(t_before):
             # DeepMimic (sync_char_root_pos): a new loop of the clip starts where the character is
             self._ref_shift[:] = d.qpos[:2] - self.clip.qpos_at(self._t)[:2]
-        reward, terms, mpjpe = self._reward()
+        turned = self._heading_frame_features()
+        reward, terms, mpjpe = self._reward(turned)
         fallen = not diverged and self.early_termination and self._fallen()
         if diverged or (fallen and self.zero_fall_reward):  # no reward for the step that fails
             reward, terms = 0.0, dict.fromkeys(terms, 0.0)
@@ -535,7 +574,7 @@ class HumanoidMimicEnv(gym.Env):
             info["clip_ended"] = True
         if terminated or truncated:
             self._episode = "ended"
-        return self._obs(), reward, terminated, truncated, info
+        return self._obs(turned), reward, terminated, truncated, info
 
     def _fallen(self) -> bool:
         d = self.data

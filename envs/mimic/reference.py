@@ -19,43 +19,63 @@ from envs.mimic.humanoid import BODY_NAMES, END_EFFECTORS
 from envs.mimic.mocap import Clip, ReferenceVelocity
 
 
+def kinematics(m: mujoco.MjModel, d: mujoco.MjData) -> None:
+    """Every body's position, rotation and velocity (and the subtree's centre-of-mass velocity)
+    for ``d``'s qpos and qvel: what the reward reads, without dynamics."""
+    mujoco.mj_kinematics(m, d)
+    mujoco.mj_comPos(m, d)
+    mujoco.mj_comVel(m, d)
+    mujoco.mj_subtreeVel(m, d)
+
+
 class Skeleton:
-    """Where the reward's quantities sit in MuJoCo's arrays. Each method takes the arrays of one
-    state (``xmat`` as ``(nbody, 3, 3)``) or of a batch of states (leading axes)."""
+    """Where the reward's quantities sit in MuJoCo's arrays, in MuJoCo's body order: the
+    character's bodies are ``1..nbody-1`` (the world is body 0), so a state's arrays are read as
+    slices, not gathered. The root is body 1 (row 0 of every per-body result). Each method takes
+    the arrays of one state (``xmat`` as ``(nbody, 3, 3)``) or of a batch of states (leading axes)."""
 
     def __init__(self, model: mujoco.MjModel) -> None:
-        self.body = np.array([mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_BODY, n) for n in BODY_NAMES])
-        self.root = int(self.body[0])
-        # jointed bodies for the pose and velocity terms (the wrists are welded: weight 0)
-        self.jointed_names = [n for n in BODY_NAMES if not n.endswith("wrist")]
-        self.jointed_body = self.body[[BODY_NAMES.index(n) for n in self.jointed_names]]
-        self.jointed_parent = model.body_parentid[self.jointed_body]  # the root's parent is the world
-        self.end_effector = self.body[[BODY_NAMES.index(n) for n in END_EFFECTORS]]
+        names = [model.body(i).name for i in range(1, model.nbody)]
+        if sorted(names) != sorted(BODY_NAMES) or names[0] != "root":
+            raise RuntimeError(f"the model's bodies after the world must be the character's, root first; got {names}")
+        self.names = names
+        self.root = 1
+        self.parent = model.body_parentid[1:].copy()  # the root's parent is the world: identity, at rest
+        self.end_effector = np.array([names.index(n) for n in END_EFFECTORS])  # rows of a per-body result
+        self.order = np.array([names.index(n) for n in BODY_NAMES])  # rows in BODY_NAMES order
 
     def local_rotations(self, xmat: np.ndarray) -> np.ndarray:
-        """R_parent^T R_child of every jointed body (the root's: its world rotation)."""
-        parent = xmat[..., self.jointed_parent, :, :]
-        return np.matmul(np.swapaxes(parent, -1, -2), xmat[..., self.jointed_body, :, :])
+        """R_parent^T R_child of every body (the root's: its world rotation; a welded wrist's: constant)."""
+        return np.matmul(np.swapaxes(xmat[..., self.parent, :, :], -1, -2), xmat[..., 1:, :, :])
 
     def local_angular_velocities(self, xmat: np.ndarray, cvel: np.ndarray) -> np.ndarray:
-        """Angular velocity of every jointed body relative to its parent, in the body's frame
-        (the root's: world angular velocity, world frame)."""
+        """Angular velocity of every body relative to its parent, in the body's frame (the root's:
+        world angular velocity, world frame)."""
         omega = cvel[..., :3]
-        relative = omega[..., self.jointed_body, :] - omega[..., self.jointed_parent, :]
-        local = np.einsum("...nji,...nj->...ni", xmat[..., self.jointed_body, :, :], relative)
+        relative = omega[..., 1:, :] - omega[..., self.parent, :]
+        local = np.matmul(relative[..., None, :], xmat[..., 1:, :, :])[..., 0, :]
         local[..., 0, :] = relative[..., 0, :]
         return local
 
-    def end_effectors(self, xpos: np.ndarray, xmat: np.ndarray) -> np.ndarray:
-        """Feet and hands relative to the root, turned into the root's heading frame, heights from
-        the ground."""
-        forward = xmat[..., self.root, :2, 0]
+    @staticmethod
+    def heading(xmat: np.ndarray) -> np.ndarray:
+        """``H^T`` per state: ``v @ H^T`` turns world vectors ``v`` (rows) into the root's heading
+        frame (the world turned about the vertical by the root's heading)."""
+        forward = xmat[..., 1, :2, 0]
         forward = forward / np.linalg.norm(forward, axis=-1, keepdims=True)
-        cos, sin = forward[..., :1], forward[..., 1:2]
-        ee = xpos[..., self.end_effector, :]
-        root = xpos[..., self.root, None, :]
-        dx, dy = ee[..., 0] - root[..., 0], ee[..., 1] - root[..., 1]
-        return np.stack((cos * dx + sin * dy, cos * dy - sin * dx, ee[..., 2]), axis=-1)
+        turn = np.zeros((*forward.shape[:-1], 3, 3))
+        turn[..., 0, 0] = turn[..., 1, 1] = forward[..., 0]
+        turn[..., 1, 0], turn[..., 0, 1] = forward[..., 1], -forward[..., 1]
+        turn[..., 2, 2] = 1.0
+        return turn
+
+    def end_effectors(self, xpos: np.ndarray, turn: np.ndarray) -> np.ndarray:
+        """Feet and hands relative to the root, in its heading frame (``turn``: :meth:`heading`),
+        heights from the ground."""
+        ee = xpos[..., 1 + self.end_effector, :]
+        local = np.matmul(ee - xpos[..., 1:2, :], turn)
+        local[..., 2] = ee[..., 2]
+        return local
 
 
 class ReferenceTrack:
@@ -74,6 +94,7 @@ class ReferenceTrack:
         self._scratch = mujoco.MjData(model)
         self._first, self._most, self._size = first, most, first
         self.times = np.empty(0)
+        self._time_list: list[float] = []  # the same, as Python floats: cheap to read one
         self._next = 0
 
     def restart(self) -> None:
@@ -93,7 +114,7 @@ class ReferenceTrack:
     def index(self, t: float) -> int:
         """Row of time ``t`` in the current batch, computing a new batch from ``t`` if it has none."""
         j = self._next
-        if j < len(self.times) and abs(self.times[j] - t) < 1e-9:
+        if j < len(self._time_list) and abs(self._time_list[j] - t) < 1e-9:  # the usual case: the next row
             self._next = j + 1
             return j
         hits = np.flatnonzero(np.abs(self.times - t) < 1e-9)
@@ -114,17 +135,14 @@ class ReferenceTrack:
         for k in range(n):
             d.qpos[:] = self.qpos[k]
             d.qvel[:] = self.qvel[k]
-            mujoco.mj_kinematics(m, d)
-            mujoco.mj_comPos(m, d)
-            mujoco.mj_comVel(m, d)
-            mujoco.mj_subtreeVel(m, d)
+            kinematics(m, d)
             xpos[k], xmat[k], cvel[k] = d.xpos, d.xmat, d.cvel
             com_vel[k] = d.subtree_linvel[sk.root]
         xmat3 = xmat.reshape(n, m.nbody, 3, 3)
-        self.times = times
-        self.body_pos = xpos[:, sk.body]
+        self.times, self._time_list = times, times.tolist()
+        self.body_pos = xpos[:, 1:]
         self.local_rotations = sk.local_rotations(xmat3)
         self.local_angular_velocities = sk.local_angular_velocities(xmat3, cvel)
-        self.end_effectors = sk.end_effectors(xpos, xmat3)
+        self.end_effectors = sk.end_effectors(xpos, sk.heading(xmat3))
         self.root_velocity = self.qvel[:, :3]
         self.com_velocity = com_vel

@@ -414,10 +414,34 @@ def test_observation_velocities_match_mujoco_body_velocities(walk):
     yaw = np.arctan2(forward[1], forward[0])
     to_heading = np.array([[np.cos(yaw), np.sin(yaw), 0.0], [-np.sin(yaw), np.cos(yaw), 0.0], [0.0, 0.0, 1.0]])
     velocity = np.zeros(6)
-    for k, body in enumerate(walk._body):
+    bodies = [mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_BODY, name) for name in BODY_NAMES]  # the table's order
+    for k, body in enumerate(bodies):
         mujoco.mj_objectVelocity(m, d, mujoco.mjtObj.mjOBJ_XBODY, body, velocity, 0)
         np.testing.assert_allclose(obs[134 + 3 * k:137 + 3 * k], to_heading @ velocity[3:], atol=1e-4)
         np.testing.assert_allclose(obs[179 + 3 * k:182 + 3 * k], to_heading @ velocity[:3], atol=1e-4)
+        rotation = to_heading @ d.xmat[body].reshape(3, 3)
+        np.testing.assert_allclose(obs[44 + 6 * k:50 + 6 * k], np.r_[rotation[:, 0], rotation[:, 2]], atol=1e-6)
         if k:
             rel = to_heading @ (d.xpos[body] - d.xpos[walk._root])
             np.testing.assert_allclose(obs[2 + 3 * (k - 1):5 + 3 * (k - 1)], rel, atol=1e-5)
+
+
+def test_a_step_reads_the_state_it_left_as_a_full_forward_pass_would(walk):
+    """step() brings only positions, velocities and contacts up to date after mj_step (not the
+    dynamics): the reward, observation and fall test must equal those after mj_forward."""
+    walk.reset(seed=5, options={"phase": 0.3})
+    rng = np.random.default_rng(1)
+    for _ in range(8):
+        obs, reward, terminated, _, info = walk.step(rng.uniform(-1, 1, 28))
+        ncon = walk.data.ncon
+        geoms = walk.data.contact.geom[:ncon].copy()
+        mujoco.mj_forward(walk.model, walk.data)
+        mujoco.mj_subtreeVel(walk.model, walk.data)
+        assert walk.data.ncon == ncon and np.array_equal(walk.data.contact.geom[:ncon], geoms)
+        np.testing.assert_array_equal(walk._obs(), obs)
+        again, terms, mpjpe = walk._reward()
+        assert again == reward or info.get("fallen")  # a fall's reward is 0 by the rule, not the terms
+        assert terms == info["reward_terms"] or info.get("fallen")
+        assert mpjpe == info["mpjpe_mm"]
+        if terminated:
+            break
