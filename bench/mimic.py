@@ -7,7 +7,7 @@ reference baseline on every clip. Prints one JSON object.
 Speed is compared per *simulated second* (our env steps at 30 Hz, Humanoid-v5 at 66.7 Hz):
 ``ratio = (our env steps/s x 1/30) / (Humanoid-v5 steps/s x 0.015)``; goals: ratio >= 2 and
 ``mj_step`` >= 60% of our step time. Both envs take seeded uniform random actions and reset
-when an episode ends (ours then last about 6 steps, so resets weigh heavily; the actions are
+when an episode ends (ours then last about 13 steps, so resets weigh heavily; the actions are
 drawn before the clock starts). Each round times both envs back to back, then MuJoCo's
 ``mj_step`` alone replaying our run's simulated trajectory (its start states and PD targets):
 the physics share of our step time. The median over rounds of the per-round ratio counts, so a
