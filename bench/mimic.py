@@ -25,6 +25,7 @@ import statistics
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -32,6 +33,7 @@ import gymnasium as gym
 import mujoco
 import numpy as np
 
+import envs  # noqa: F401  (registers the ids)
 from envs.mimic.env import HumanoidMimicEnv, ReferencePolicy, ended_in_fall
 from envs.mimic.mocap import available_clips
 
@@ -88,6 +90,63 @@ def physics_replay(env: HumanoidMimicEnv, actions: list[np.ndarray], starts: dic
     return len(actions) / (time.perf_counter() - start)
 
 
+def timed_vector_steps(venv: gym.vector.VectorEnv, steps: int, seed: int,
+                       ) -> tuple[float, np.ndarray, list[dict[int, tuple]]]:
+    """Env steps/s (vector steps x copies) of a vector env under seeded uniform random actions
+    (autoreset in the same step, as TRPO runs it); also the actions and, per copy, the states its
+    episodes started from (by step index), to replay the physics."""
+    venv.reset(seed=seed)
+    rng = np.random.default_rng(seed)
+    actions = rng.uniform(-1.0, 1.0, (steps, *venv.action_space.shape)).astype(np.float32)
+    copies = [getattr(e, "unwrapped", e) for e in getattr(venv.unwrapped, "envs", ())]
+    starts = [{0: snapshot(c)} for c in copies]
+    start = time.perf_counter()
+    for k in range(steps):
+        _, _, terminated, truncated, _ = venv.step(actions[k])
+        for i in np.flatnonzero(terminated | truncated):
+            if copies:
+                starts[i][k + 1] = snapshot(copies[i])
+    return steps * venv.num_envs / (time.perf_counter() - start), actions, starts
+
+
+def vector_speed(n_envs: int, steps: int, rounds: int) -> dict[str, Any]:
+    """HumanoidMimic-v1 as ``gym.make_vec`` builds it (one numpy pass for all copies' rewards) and
+    as ``SyncVectorEnv`` over the single env, against Humanoid-v5 in ``SyncVectorEnv`` (what
+    ``make_vec`` gives for it), ``n_envs`` copies each, autoreset in the same step."""
+    same_step = {"autoreset_mode": gym.vector.AutoresetMode.SAME_STEP}
+    ours = gym.make_vec("HumanoidMimic-v1", num_envs=n_envs, **same_step)
+    ours_sync = gym.make_vec("HumanoidMimic-v1", num_envs=n_envs, vectorization_mode="sync", vector_kwargs=same_step)
+    theirs = gym.make_vec("Humanoid-v5", num_envs=n_envs, vectorization_mode="sync", vector_kwargs=same_step)
+    copy = ours.unwrapped.envs[0]
+    their_dt = theirs.envs[0].unwrapped.dt
+    their_steps = round(steps * copy.dt / their_dt)
+    for env, n in ((ours, 10), (ours_sync, 10), (theirs, 20)):  # warm up
+        timed_vector_steps(env, n, 0)
+    rates: dict[str, list[float]] = {"batched": [], "sync": [], "humanoid_v5": [], "physics": []}
+    for r in range(rounds):
+        rate, actions, starts = timed_vector_steps(ours, steps, seed=r)
+        rates["batched"].append(rate)
+        rates["sync"].append(timed_vector_steps(ours_sync, steps, seed=r)[0])
+        rates["humanoid_v5"].append(timed_vector_steps(theirs, their_steps, seed=r)[0])
+        physics_time = sum(len(actions) / physics_replay(c, list(actions[:, i]), starts[i])
+                           for i, c in enumerate(ours.unwrapped.envs))
+        rates["physics"].append(len(actions) * n_envs / physics_time)
+    ratio = [b * copy.dt / (h * their_dt) for b, h in zip(rates["batched"], rates["humanoid_v5"], strict=True)]
+    for env in (ours, ours_sync, theirs):
+        env.close()
+    return {
+        "n_envs": n_envs,
+        "autoreset_mode": "same_step",
+        "env_steps_per_s": {k: round(statistics.median(v), 1) for k, v in rates.items() if k != "physics"},
+        "batched_over_sync": round(statistics.median(
+            b / s for b, s in zip(rates["batched"], rates["sync"], strict=True)), 3),
+        "ratio_per_simulated_second": round(statistics.median(ratio), 3),
+        "ratio_per_round": [round(x, 3) for x in ratio],
+        "physics_share_of_step_time": round(statistics.median(
+            b / p for b, p in zip(rates["batched"], rates["physics"], strict=True)), 3),
+    }
+
+
 def reference_baseline(clip: str, episodes: int) -> dict[str, float]:
     env = HumanoidMimicEnv(motion=clip)
     policy = ReferencePolicy(env)
@@ -121,6 +180,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=5, help="alternating timing rounds; the median counts")
     parser.add_argument("--episodes", type=int, default=5, help="reference-baseline episodes per clip")
     parser.add_argument("--clips", nargs="*", default=None, help="clips for the baseline (default: all)")
+    parser.add_argument("--vector-envs", type=int, default=8, help="copies in the vector-env comparison "
+                        "(TRPO's n_envs); 0 skips it")
     args = parser.parse_args(argv)
 
     ours = HumanoidMimicEnv(motion="walk")
@@ -168,6 +229,7 @@ def main(argv: list[str] | None = None) -> int:
             "physics_hz": round(1 / ours.model.opt.timestep),
             "humanoid_v5_dt": theirs.dt,
         },
+        "vector": vector_speed(args.vector_envs, args.steps // 4, args.rounds) if args.vector_envs else None,
         "reference_baseline": {clip: reference_baseline(clip, args.episodes) for clip in clips},
         "episodes_per_clip": args.episodes,
         "machine": {"python": platform.python_version(), "mujoco": mujoco.__version__,

@@ -1,8 +1,9 @@
-"""TRPO's rollouts on every core: env steps/s of our TRPO on HumanoidMimic with Gymnasium's
-``SyncVectorEnv`` (every env in the training process) against ``AsyncVectorEnv`` (one worker
-process per env, each on one torch thread), at 1, 2 and 4 envs. Prints one JSON object.
+"""TRPO's rollouts: env steps/s of our TRPO on HumanoidMimic with the env's own vector env
+(``vector_env: auto``: one process, all copies' rewards in one numpy pass), Gymnasium's
+``SyncVectorEnv`` (one process, one env at a time) and ``AsyncVectorEnv`` (one worker process per
+env, each on one torch thread), at 1, 2 and 4 envs. Prints one JSON object.
 
-    python bench/vector_env.py                 # 2 rounds x 6 arms, 1 + 3 iterations each (~4 min)
+    python bench/vector_env.py                 # 2 rounds x 9 arms, 1 + 3 iterations each (~6 min)
     python bench/vector_env.py --quick         # 1 round, 1 + 1 iterations
 
 Every arm trains the same policy from the same seed on batches of ``--batch`` transitions per
@@ -72,6 +73,8 @@ def main() -> int:
     parser.add_argument("--iterations", type=int, default=3, help="timed iterations after a warm-up (default: %(default)s)")
     parser.add_argument("--rounds", type=int, default=2, help="rounds, the arm order reversed each time (default: %(default)s)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads of the training process (default: %(default)s)")
+    parser.add_argument("--modes", nargs="+", default=["auto", "sync", "async"], choices=["auto", "sync", "async"],
+                        help="TRPO vector_env values to time (default: all three; auto = the env's own vector env)")
     parser.add_argument("--quick", action="store_true", help="1 round, 1 timed iteration")
     args = parser.parse_args()
     if args.quick:
@@ -81,7 +84,7 @@ def main() -> int:
         print("error: counts must be >= 1 and --batch a multiple of every --envs value", file=sys.stderr)
         return 2
     torch.set_num_threads(args.threads)
-    arms = [(mode, n) for n in args.envs for mode in ("sync", "async")]
+    arms = [(mode, n) for n in args.envs for mode in args.modes]
     load_before = os.getloadavg()
     results: dict[str, list[dict[str, float]]] = {f"{m}_{n}": [] for m, n in arms}
     for r in range(args.rounds):

@@ -98,11 +98,14 @@ _MIMIC_V0_RULES = {"sync_root": False, "reference_velocity": "euler", "zero_fall
                    "fall_bodies": "auto", "clip_end": "truncate"}
 _MIMIC_CLIPS = ("backflip", "cartwheel", "crawl", "dance_a", "dance_b", "getup_facedown", "getup_faceup",
                 "jump", "kick", "punch", "roll", "run", "spin", "spinkick", "walk")
+# gym.make_vec builds the vector env that computes all copies' rewards in one pass (envs.mimic.vector).
+_MIMIC, _MIMIC_VECTOR = "envs.mimic.env:HumanoidMimicEnv", "envs.mimic.vector:HumanoidMimicVectorEnv"
 for _version, _rules in (("v1", {}), ("v0", _MIMIC_V0_RULES)):
-    _register(f"HumanoidMimic-{_version}", "envs.mimic.env:HumanoidMimicEnv", max_episode_steps=600,
+    _register(f"HumanoidMimic-{_version}", _MIMIC, max_episode_steps=600, vector_entry_point=_MIMIC_VECTOR,
               kwargs={"motion": "walk", **_rules})
     for _clip in _MIMIC_CLIPS:
         _id = "HumanoidMimic-" + "".join(part.capitalize() for part in _clip.split("_")) + f"-{_version}"
-        _register(_id, "envs.mimic.env:HumanoidMimicEnv", max_episode_steps=600, kwargs={"motion": _clip, **_rules})
+        _register(_id, _MIMIC, max_episode_steps=600, vector_entry_point=_MIMIC_VECTOR,
+                  kwargs={"motion": _clip, **_rules})
 del _clip, _id, _version, _rules
 _register("GSM8K-v0", "envs.gsm8k.env:GSM8KEnv")

@@ -52,6 +52,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 import torch
+from gymnasium.envs.registration import EnvSpec
 from torch import nn
 from tqdm import tqdm
 
@@ -256,15 +257,16 @@ class TRPOAgent(PolicyAgent):
         probe = make_env()
         try:
             policy.check_compatible(probe)  # wrong sizes or another clip: fail before any work
-            env_id = probe.spec.id if probe.spec is not None else type(probe.unwrapped).__name__
-            limit = probe.spec.max_episode_steps if probe.spec is not None else None
+            spec = probe.spec
+            env_id = spec.id if spec is not None else type(probe.unwrapped).__name__
+            limit = spec.max_episode_steps if spec is not None else None
         finally:
             probe.close()
         if limit and cfg.save_every * cfg.n_steps < limit:
             print(f"warning: save_every * n_steps = {cfg.save_every * cfg.n_steps} steps per env between "
                   f"re-seeded resets is shorter than an episode ({limit}): no episode can run to its time "
                   "limit; raise save_every or n_steps", file=sys.stderr)
-        envs = self.make_vector_env(make_env)
+        envs = self.make_vector_env(make_env, spec)
         action_space = envs.single_action_space
         assert isinstance(action_space, gym.spaces.Box)  # check_compatible: a Gaussian MLP acts on Box envs
         low, high = action_space.low, action_space.high
@@ -350,8 +352,12 @@ class TRPOAgent(PolicyAgent):
         return metrics
 
     # -- 1. collect ---------------------------------------------------------------------------
-    def make_vector_env(self, make_env: EnvFactory) -> gym.vector.VectorEnv:
+    def make_vector_env(self, make_env: EnvFactory, spec: EnvSpec | None = None) -> gym.vector.VectorEnv:
+        """``n_envs`` copies of ``make_env``'s env (``spec``: its spec, for ``vector_env: auto``)."""
         mode = gym.vector.AutoresetMode.SAME_STEP  # final obs in info, next episode's obs returned
+        if self.config.vector_env == "auto" and spec is not None and spec.vector_entry_point is not None \
+                and not spec.additional_wrappers:  # (a factory that wraps the env gets SyncVectorEnv over it)
+            return gym.make_vec(spec, num_envs=self.config.n_envs, autoreset_mode=mode)
         if self.config.vector_env == "async":
             # one process per env, each on one torch thread: the cores go to the envs, not to pools
             fns = [functools.partial(_single_threaded, make_env)] * self.config.n_envs

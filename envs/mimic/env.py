@@ -12,6 +12,8 @@ import mujoco
 import numpy as np
 from gymnasium import spaces
 
+from envs.mimic import features
+from envs.mimic.features import REWARD_TERMS
 from envs.mimic.humanoid import (
     BODY_NAMES,
     CONTROL_HZ,
@@ -27,17 +29,6 @@ from envs.mimic.mocap import Clip, ReferenceVelocity, resolve_motion
 from envs.mimic.reference import ReferenceTrack, kinematics
 from envs.protocol import ActionKind
 
-# DeepMimic's imitation reward (released code): term -> (weight, error scale).
-REWARD_TERMS: dict[str, tuple[float, float]] = {
-    "pose": (0.5, 2.0),
-    "velocity": (0.05, 0.1),
-    "end_effector": (0.15, 40.0),
-    "root": (0.2, 5.0),
-    "com": (0.1, 10.0),
-}
-
-_REWARD_WEIGHTS = np.array([w for w, _ in REWARD_TERMS.values()])
-_REWARD_SCALES = np.array([k for _, k in REWARD_TERMS.values()])
 # MuJoCo resets the simulation (and counts one of these) when it becomes unstable.
 _INSTABILITY_WARNINGS = np.array([
     mujoco.mjtWarning.mjWARN_BADQPOS, mujoco.mjtWarning.mjWARN_BADQVEL, mujoco.mjtWarning.mjWARN_BADQACC,
@@ -75,20 +66,6 @@ def _model(physics_hz: int) -> mujoco.MjModel:
         model.opt.timestep = 1.0 / physics_hz
         _MODEL_CACHE[physics_hz] = model
     return _MODEL_CACHE[physics_hz]
-
-
-# Rows of HumanoidMimicEnv._heading_frame_features: positions, forward/up axes, linear, angular velocities.
-_TURNED_ROWS = 15 + 2 * 15 + 15 + 15
-_NEXT, _LAST = np.array([1, 2, 0]), np.array([2, 0, 1])  # a x b = a[NEXT] b[LAST] - a[LAST] b[NEXT]
-
-
-def _observation_order(order: np.ndarray) -> np.ndarray:
-    """Where each observation entry sits in ``[phase, height, heading-frame rows flattened]``
-    (rows in MuJoCo's body order); ``order``: the model rows of the bodies in observation order."""
-    def entries(first_row: int, rows_per_body: int, bodies: np.ndarray) -> list[int]:
-        return [2 + 3 * (first_row + rows_per_body * b) + i for b in bodies for i in range(3 * rows_per_body)]
-    return np.array([0, 1, *entries(0, 1, order[1:]), *entries(15, 2, order), *entries(45, 1, order),
-                     *entries(60, 1, order)])
 
 
 def _positions_velocities_contacts(m: mujoco.MjModel, d: mujoco.MjData) -> None:
@@ -214,6 +191,12 @@ class HumanoidMimicEnv(gym.Env):
     frame, this step); ``episode_mpjpe_mm`` (its mean over the episode so far); ``time_alive``
     (simulated seconds since reset); ``phase``; ``clip_time``.
 
+    ## Vector env
+    ``gym.make_vec("HumanoidMimic-v1", num_envs=N)`` gives :class:`envs.mimic.vector.HumanoidMimicVectorEnv`:
+    the same episodes as ``vectorization_mode="sync"``, with the rewards and observations of all
+    ``N`` copies computed in one numpy pass (most of a single step's time outside MuJoCo is
+    numpy's per-call cost, paid once per vector step instead of ``N`` times).
+
     ## Stable-Baselines3
     The spaces are ``Box``es, so SB3 and sb3-contrib algorithms (PPO, SAC, TRPO, ...) train on it
     directly; it passes their ``check_env``.
@@ -309,9 +292,7 @@ class HumanoidMimicEnv(gym.Env):
         weights = np.array([0.0 if n.endswith("wrist") else ROOT_WEIGHT if n == "root" else JOINTS[joint_kind(n)].weight
                             for n in skeleton.names])
         self._joint_w = weights / weights.sum()
-        self._obs_order = _observation_order(skeleton.order)
-        self._turned = np.empty((_TURNED_ROWS, 3))  # scratch of _heading_frame_features
-        self._turn = np.eye(3)
+        self._obs_order = features.observation_order(skeleton.order)
 
         self.fall_contact_bodies = self._resolve_fall_bodies(fall_bodies, physics_hz)
         fall_ids = {mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_BODY, n) for n in self.fall_contact_bodies}
@@ -409,75 +390,27 @@ class HumanoidMimicEnv(gym.Env):
 
     # ------------------------------------------------------------------ features
 
-    def _heading_frame_features(self) -> np.ndarray:
-        """The simulated character in its root's heading frame, one array for the observation and
-        the reward (rows, MuJoCo's body order): positions relative to the root (15), forward and up
-        axes (2 x 15, interleaved), linear velocities of the body origins (15), angular velocities (15)."""
-        d = self.data
-        r = d.xmat[self._root]
-        yaw_norm = math.hypot(r[0], r[3])
-        c, s = r[0] / yaw_norm, r[3] / yaw_norm
-        turn = self._turn  # H^T: world -> heading frame, applied to row vectors
-        turn[0, 0] = turn[1, 1] = c
-        turn[1, 0], turn[0, 1] = s, -s
-        rows, xpos, xmat, cvel = self._turned, d.xpos, d.xmat, d.cvel
-        np.subtract(xpos[1:], xpos[self._root], out=rows[:15])
-        rows[15:45:2] = xmat[1:, 0::3]  # the rotation's first column: the body's forward axis
-        rows[16:45:2] = xmat[1:, 2::3]  # its third: the up axis
-        ang, lin = rows[60:75], rows[45:60]
-        ang[:] = cvel[1:, :3]
-        # cvel's linear part is the velocity at the subtree centre of mass: move it to each origin
-        arm = xpos[1:] - d.subtree_com[self._root]
-        np.subtract(ang[:, _NEXT] * arm[:, _LAST], ang[:, _LAST] * arm[:, _NEXT], out=lin)  # ang x arm
-        lin += cvel[1:, 3:]
-        return rows @ turn
+    def _sim_state(self) -> features.SimState:
+        """This character's arrays as a batch of one (views)."""
+        return features.sim_state([self.data], self._root)
 
-    def _reward(self, turned: np.ndarray | None = None) -> tuple[float, dict[str, float], float]:
+    def _reward(self, state: features.SimState | None = None, turned: np.ndarray | None = None,
+                ) -> tuple[float, dict[str, float], float]:
         """DeepMimic's imitation reward of the simulated character against the reference at the
-        current time, and the MPJPE (mm). ``turned``: this state's :meth:`_heading_frame_features`."""
-        if turned is None:
-            turned = self._heading_frame_features()
-        d, sk, track = self.data, self._skeleton, self._track
-        j = track.index(self._t)
-        xmat = d.xmat.reshape(-1, 3, 3)
-        cos_diff = np.einsum("nij,nij->n", sk.local_rotations(xmat), track.local_rotations[j])
-        cos_diff -= 1.0
-        cos_diff *= 0.5
-        rot_sq = np.arccos(np.minimum(np.maximum(cos_diff, -1.0, out=cos_diff), 1.0, out=cos_diff))
-        rot_sq *= rot_sq
-        vel_diff = sk.local_angular_velocities(xmat, d.cvel)
-        vel_diff -= track.local_angular_velocities[j]
-        vel_sq = np.einsum("ni,ni->n", vel_diff, vel_diff)
-        ee_diff = turned[sk.end_effector]  # the heading frame's positions; heights from the ground:
-        ee_diff[:, 2] += d.xpos[self._root, 2]
-        ee_diff -= track.end_effectors[j]
-        body_diff = d.xpos[1:] - track.body_pos[j]
-        body_diff[:, :2] -= self._ref_shift
-        root_vel_diff = d.qvel[:3] - track.root_velocity[j]
-        com_diff = d.subtree_linvel[self._root] - track.com_velocity[j]
-        w, root_diff = self._joint_w, body_diff[0]
-        errors = np.array([
-            w @ rot_sq,
-            w @ vel_sq,
-            np.einsum("ni,ni->", ee_diff, ee_diff) / len(ee_diff),
-            root_diff @ root_diff + 0.1 * rot_sq[0] + 0.01 * (root_vel_diff @ root_vel_diff) + 0.001 * vel_sq[0],
-            0.1 * (com_diff @ com_diff),
-        ])
-        values = np.exp(-_REWARD_SCALES * errors)
-        terms = dict(zip(REWARD_TERMS, values.tolist(), strict=True))
-        mpjpe_mm = float(np.sqrt(np.einsum("ni,ni->n", body_diff, body_diff)).sum()) * 1000.0 / len(body_diff)
-        return float(_REWARD_WEIGHTS @ values), terms, mpjpe_mm
+        current time, its terms, and the MPJPE (mm) (:func:`envs.mimic.features.imitation_reward`)."""
+        state = self._sim_state() if state is None else state
+        turned = features.heading_frame_rows(state) if turned is None else turned
+        reward, terms, mpjpe = features.imitation_reward(
+            self._skeleton, self._joint_w, state, turned, self._track.rows(self._track.index(self._t)),
+            self._ref_shift[None])
+        return float(reward[0]), dict(zip(REWARD_TERMS, terms[0].tolist(), strict=True)), float(mpjpe[0])
 
     def _obs(self, turned: np.ndarray | None = None) -> np.ndarray:
-        """The observation (table in the class docstring). ``turned``: this state's
-        :meth:`_heading_frame_features`."""
-        if turned is None:
-            turned = self._heading_frame_features()
-        flat = np.empty(2 + turned.size)
-        flat[0] = self.clip.phase(self._t)
-        flat[1] = self.data.xpos[self._root, 2]
-        flat[2:] = turned.ravel()
-        return flat[self._obs_order].astype(np.float32)
+        """The observation (table in the class docstring); ``turned``: this state's
+        :func:`envs.mimic.features.heading_frame_rows`."""
+        turned = features.heading_frame_rows(self._sim_state()) if turned is None else turned
+        return features.observations(self._obs_order, np.array([self.clip.phase(self._t)]),
+                                     self.data.xpos[self._root, 2:3], turned)[0]
 
     # ------------------------------------------------------------------ gym API
 
@@ -526,6 +459,17 @@ class HumanoidMimicEnv(gym.Env):
         return a
 
     def step(self, action):
+        diverged = self._advance(action)
+        state = self._sim_state()
+        turned = features.heading_frame_rows(state)
+        reward, terms, mpjpe = self._reward(state, turned)
+        reward, terminated, truncated, info = self._conclude(reward, terms, mpjpe, diverged)
+        return self._obs(turned), reward, terminated, truncated, info
+
+    def _advance(self, action: Any) -> bool:
+        """The first half of a step (before the reward): check the action, run the physics, bring
+        positions, velocities and contacts up to date, re-sync the reference root on a new loop.
+        Returns whether the simulation diverged (MuJoCo reset it; the reference state replaces it)."""
         if self._episode == "not started":
             raise RuntimeError("call reset() before step()")
         if self._episode == "ended":
@@ -545,8 +489,11 @@ class HumanoidMimicEnv(gym.Env):
         if self.sync_root and self.clip.cycle(self._t) > self.clip.cycle(t_before):
             # DeepMimic (sync_char_root_pos): a new loop of the clip starts where the character is
             self._ref_shift[:] = d.qpos[:2] - self.clip.qpos_at(self._t)[:2]
-        turned = self._heading_frame_features()
-        reward, terms, mpjpe = self._reward(turned)
+        return bool(diverged)
+
+    def _conclude(self, reward: float, terms: dict[str, float], mpjpe: float, diverged: bool,
+                  ) -> tuple[float, bool, bool, dict[str, Any]]:
+        """The second half of a step, given its reward: the episode's end and the info dict."""
         fallen = not diverged and self.early_termination and self._fallen()
         if diverged or (fallen and self.zero_fall_reward):  # no reward for the step that fails
             reward, terms = 0.0, dict.fromkeys(terms, 0.0)
@@ -558,7 +505,7 @@ class HumanoidMimicEnv(gym.Env):
         clip_over = self.clip.ended(self._t)
         terminated = diverged or fallen or (clip_over and self.clip_end == "terminate")
         truncated = clip_over and self.clip_end == "truncate"
-        info = {
+        info: dict[str, Any] = {
             "reward_terms": terms,
             "mpjpe_mm": mpjpe,
             "episode_mpjpe_mm": self._mpjpe_sum / self._steps if self._steps else mpjpe,
@@ -574,7 +521,7 @@ class HumanoidMimicEnv(gym.Env):
             info["clip_ended"] = True
         if terminated or truncated:
             self._episode = "ended"
-        return self._obs(turned), reward, terminated, truncated, info
+        return reward, terminated, truncated, info
 
     def _fallen(self) -> bool:
         d = self.data

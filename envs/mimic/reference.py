@@ -11,6 +11,7 @@ time goes to the simulated character and the physics.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import NamedTuple
 
 import mujoco
 import numpy as np
@@ -78,6 +79,18 @@ class Skeleton:
         return local
 
 
+class ReferenceRows(NamedTuple):
+    """The reference's reward features at ``N`` times (:meth:`ReferenceTrack.rows`, or one row of
+    each of ``N`` tracks stacked), positions unshifted."""
+
+    local_rotations: np.ndarray  # (N, 15, 3, 3)
+    local_angular_velocities: np.ndarray  # (N, 15, 3)
+    end_effectors: np.ndarray  # (N, 4, 3)
+    body_pos: np.ndarray  # (N, 15, 3)
+    root_velocity: np.ndarray  # (N, 3)
+    com_velocity: np.ndarray  # (N, 3)
+
+
 class ReferenceTrack:
     """The reference character's reward features at ``t, t + dt, t + 2 dt, ...``, a batch at a time.
 
@@ -125,6 +138,12 @@ class ReferenceTrack:
         self._size = min(2 * self._size, self._most)
         self._next = 1
         return 0
+
+    def rows(self, j: int) -> ReferenceRows:
+        """Row ``j`` of the current batch as a batch of one (views)."""
+        k = slice(j, j + 1)
+        return ReferenceRows(self.local_rotations[k], self.local_angular_velocities[k], self.end_effectors[k],
+                             self.body_pos[k], self.root_velocity[k], self.com_velocity[k])
 
     def _compute(self, times: np.ndarray) -> None:
         m, d, sk = self.model, self._scratch, self.skeleton

@@ -315,3 +315,30 @@ def test_train_cli_runs_trpo_from_scratch_then_from_its_checkpoint(tmp_path, cap
     capsys.readouterr()
     assert main(["--env", "Wordle-v0", "--agent", "trpo", "--run-dir", str(tmp_path / "bad")]) == 2
     assert "needs Box" in capsys.readouterr().err
+
+
+def test_auto_takes_the_envs_own_vector_env_and_trains_as_sync_does(tmp_path) -> None:
+    """HumanoidMimic registers a vector env that computes all copies' rewards in one pass: TRPO's
+    default (vector_env: auto) takes it, and two iterations train the same policy as over
+    SyncVectorEnv (observations agree to ~1e-16, so the weights to float32 rounding)."""
+    from agents.core.envs import make_env_fn
+    from envs.mimic.vector import HumanoidMimicVectorEnv
+
+    make = make_env_fn("HumanoidMimic-v1", {"motion": "run"})
+    probe = make()
+    policies = {}
+    for mode in ("auto", "sync"):
+        torch.manual_seed(0)
+        policy = GaussianMLPPolicy.for_env(probe, hidden=[32], activation="tanh", init_log_std=-1.0)
+        initial = {k: v.clone() for k, v in policy.state_dict().items()}
+        agent = TRPOAgent(policy, TRPOConfig(n_envs=3, n_steps=40, vector_env=mode, **TINY), seed=5)
+        envs = agent.make_vector_env(make, probe.spec)
+        assert isinstance(envs.unwrapped, HumanoidMimicVectorEnv) == (mode == "auto")
+        assert envs.unwrapped.envs[0].unwrapped.clip.name == "run"  # the env kwargs reach every copy
+        envs.close()
+        agent.learn(make, budget=2 * 3 * 40)
+        policies[mode] = policy
+    probe.close()
+    for (name, a), b in zip(policies["auto"].state_dict().items(), policies["sync"].state_dict().values(), strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6, msg=name)
+    assert any(not torch.equal(v, initial[k]) for k, v in policies["auto"].state_dict().items())  # it trained
