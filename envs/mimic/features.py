@@ -4,7 +4,7 @@ Every array has a leading batch axis ``N``: one env passes its own state with ``
 no copies), :class:`~envs.mimic.vector.HumanoidMimicVectorEnv` stacks its ``N`` copies. On
 arrays of 15 bodies numpy's per-call cost, not the arithmetic, is most of the time, so a batch
 of ``N`` costs about what one character does. Per-body arrays are in MuJoCo's body order
-(bodies ``1..15``; the root is body 1, row 0), see :class:`~envs.mimic.reference.Skeleton`.
+(bodies ``1..15``; the root is body 1, row 0), see :class:`Skeleton`.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import NamedTuple
 import mujoco
 import numpy as np
 
-from envs.mimic.reference import ReferenceRows, Skeleton
+from envs.mimic.humanoid import BODY_NAMES, END_EFFECTORS
 
 # DeepMimic's imitation reward (released code): term -> (weight, error scale).
 REWARD_TERMS: dict[str, tuple[float, float]] = {
@@ -35,6 +35,36 @@ OBS_DIM = 2 + 3 * 14 + 6 * 15 + 3 * 15 + 3 * 15
 _NEXT, _LAST = np.array([1, 2, 0]), np.array([2, 0, 1])  # a x b = a[NEXT] b[LAST] - a[LAST] b[NEXT]
 
 
+class Skeleton:
+    """Where the reward's quantities sit in MuJoCo's arrays, in MuJoCo's body order: the
+    character's bodies are ``1..nbody-1`` (the world is body 0), so a state's arrays are read as
+    slices, not gathered. The root is body 1 (row 0 of every per-body result). Each method takes
+    the arrays of one state (``xmat`` as ``(nbody, 3, 3)``) or of a batch of states (leading axes)."""
+
+    def __init__(self, model: mujoco.MjModel) -> None:
+        names = [model.body(i).name for i in range(1, model.nbody)]
+        if sorted(names) != sorted(BODY_NAMES) or names[0] != "root":
+            raise RuntimeError(f"the model's bodies after the world must be the character's, root first; got {names}")
+        self.names = names
+        self.root = 1
+        self.parent = model.body_parentid[1:].copy()  # the root's parent is the world: identity, at rest
+        self.end_effector = np.array([names.index(n) for n in END_EFFECTORS])  # rows of a per-body result
+        self.order = np.array([names.index(n) for n in BODY_NAMES])  # rows in BODY_NAMES order
+
+    def local_rotations(self, xmat: np.ndarray) -> np.ndarray:
+        """R_parent^T R_child of every body (the root's: its world rotation; a welded wrist's: constant)."""
+        return np.matmul(np.swapaxes(xmat[..., self.parent, :, :], -1, -2), xmat[..., 1:, :, :])
+
+    def local_angular_velocities(self, xmat: np.ndarray, cvel: np.ndarray) -> np.ndarray:
+        """Angular velocity of every body relative to its parent, in the body's frame (the root's:
+        world angular velocity, world frame)."""
+        omega = cvel[..., :3]
+        relative = omega[..., 1:, :] - omega[..., self.parent, :]
+        local = np.matmul(relative[..., None, :], xmat[..., 1:, :, :])[..., 0, :]
+        local[..., 0, :] = relative[..., 0, :]
+        return local
+
+
 class SimState(NamedTuple):
     """What the reward and observation read of ``N`` simulated characters (MuJoCo's arrays after
     kinematics, stacked): ``xpos (N, nbody, 3)``, ``xmat (N, nbody, 3, 3)``, ``cvel (N, nbody, 6)``,
@@ -46,6 +76,18 @@ class SimState(NamedTuple):
     com: np.ndarray
     com_velocity: np.ndarray
     root_velocity: np.ndarray
+
+
+class ReferenceRows(NamedTuple):
+    """The reference's reward features at ``N`` times (:meth:`ReferenceTrack.rows`, or one row of
+    each of ``N`` tracks stacked), positions unshifted."""
+
+    local_rotations: np.ndarray  # (N, 15, 3, 3)
+    local_angular_velocities: np.ndarray  # (N, 15, 3)
+    end_effectors: np.ndarray  # (N, 4, 3)
+    body_pos: np.ndarray  # (N, 15, 3)
+    root_velocity: np.ndarray  # (N, 3)
+    com_velocity: np.ndarray  # (N, 3)
 
 
 def sim_state(datas: Sequence[mujoco.MjData], root: int) -> SimState:
@@ -84,6 +126,14 @@ def heading_frame_rows(state: SimState) -> np.ndarray:
     return np.matmul(rows, turn)
 
 
+def end_effector_positions(skeleton: Skeleton, state: SimState, turned: np.ndarray) -> np.ndarray:
+    """``(N, 4, 3)``: feet and hands relative to the root in its heading frame (``turned``:
+    :func:`heading_frame_rows`), heights from the ground."""
+    ee = turned[:, skeleton.end_effector]
+    ee[..., 2] += state.xpos[:, 1:2, 2]
+    return ee
+
+
 def imitation_reward(skeleton: Skeleton, joint_weights: np.ndarray, state: SimState, turned: np.ndarray,
                      ref: ReferenceRows, ref_shift: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """DeepMimic's imitation reward of each character against its reference: the rewards
@@ -98,8 +148,7 @@ def imitation_reward(skeleton: Skeleton, joint_weights: np.ndarray, state: SimSt
     vel_diff = skeleton.local_angular_velocities(state.xmat, state.cvel)
     vel_diff -= ref.local_angular_velocities
     vel_sq = np.einsum("bni,bni->bn", vel_diff, vel_diff)
-    ee_diff = turned[:, skeleton.end_effector]  # heading-frame positions; heights from the ground:
-    ee_diff[..., 2] += state.xpos[:, 1:2, 2]
+    ee_diff = end_effector_positions(skeleton, state, turned)
     ee_diff -= ref.end_effectors
     body_diff = state.xpos[:, 1:] - ref.body_pos
     body_diff[..., :2] -= ref_shift[:, None, :]

@@ -23,7 +23,7 @@ from gymnasium.vector.utils import batch_space
 
 from envs.mimic import features
 from envs.mimic.env import HumanoidMimicEnv
-from envs.mimic.reference import ReferenceRows
+from envs.mimic.features import ReferenceRows
 
 
 class HumanoidMimicVectorEnv(gym.vector.VectorEnv):
