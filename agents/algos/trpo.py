@@ -357,7 +357,14 @@ class TRPOAgent(PolicyAgent):
         mode = gym.vector.AutoresetMode.SAME_STEP  # final obs in info, next episode's obs returned
         if self.config.vector_env == "auto" and spec is not None and spec.vector_entry_point is not None \
                 and not spec.additional_wrappers:  # (a factory that wraps the env gets SyncVectorEnv over it)
-            return gym.make_vec(spec, num_envs=self.config.n_envs, autoreset_mode=mode)
+            try:
+                own = gym.make_vec(spec, num_envs=self.config.n_envs, autoreset_mode=mode)
+            except TypeError:  # a vector env without autoreset modes
+                own = None
+            if own is not None and own.metadata.get("autoreset_mode") == mode:
+                return own
+            if own is not None:
+                own.close()
         if self.config.vector_env == "async":
             # one process per env, each on one torch thread: the cores go to the envs, not to pools
             fns = [functools.partial(_single_threaded, make_env)] * self.config.n_envs

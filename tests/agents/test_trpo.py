@@ -342,3 +342,12 @@ def test_auto_takes_the_envs_own_vector_env_and_trains_as_sync_does(tmp_path) ->
     for (name, a), b in zip(policies["auto"].state_dict().items(), policies["sync"].state_dict().values(), strict=True):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6, msg=name)
     assert any(not torch.equal(v, initial[k]) for k, v in policies["auto"].state_dict().items())  # it trained
+
+
+def test_auto_falls_back_to_sync_for_a_vector_env_that_cannot_autoreset_in_the_same_step() -> None:
+    agent = TRPOAgent(pendulum_policy(), TRPOConfig(n_envs=2, n_steps=4, **TINY))
+    spec = gym.spec("CartPole-v1")  # Gymnasium's own vector entry point: next-step autoreset only
+    assert spec.vector_entry_point is not None
+    envs = agent.make_vector_env(lambda: gym.make("CartPole-v1"), spec)
+    assert isinstance(envs, gym.vector.SyncVectorEnv) and envs.num_envs == 2
+    envs.close()
