@@ -459,22 +459,22 @@ class HumanoidMimicEnv(gym.Env):
         return a
 
     def step(self, action):
-        diverged = self._advance(action)
+        if self._episode == "not started":
+            raise RuntimeError("call reset() before step()")
+        if self._episode == "ended":
+            raise RuntimeError("the episode has ended; call reset() to start a new one")
+        diverged = self._advance(self._checked_action(action))
         state = self._sim_state()
         turned = features.heading_frame_rows(state)
         reward, terms, mpjpe = self._reward(state, turned)
         reward, terminated, truncated, info = self._conclude(reward, terms, mpjpe, diverged)
         return self._obs(turned), reward, terminated, truncated, info
 
-    def _advance(self, action: Any) -> bool:
-        """The first half of a step (before the reward): check the action, run the physics, bring
-        positions, velocities and contacts up to date, re-sync the reference root on a new loop.
-        Returns whether the simulation diverged (MuJoCo reset it; the reference state replaces it)."""
-        if self._episode == "not started":
-            raise RuntimeError("call reset() before step()")
-        if self._episode == "ended":
-            raise RuntimeError("the episode has ended; call reset() to start a new one")
-        a = self._checked_action(action)
+    def _advance(self, a: np.ndarray) -> bool:
+        """The first half of a step of a running episode (before the reward), given a checked action
+        (:meth:`_checked_action`): run the physics, bring positions, velocities and contacts up to
+        date, re-sync the reference root on a new loop. Returns whether the simulation diverged
+        (MuJoCo reset it; the reference state replaces it)."""
         m, d = self.model, self.data
         d.ctrl[:] = self.action_to_targets(a)
         bad_before = d.warning.number[_INSTABILITY_WARNINGS].sum()

@@ -50,6 +50,7 @@ class HumanoidMimicVectorEnv(gym.vector.VectorEnv):
         self.action_space = batch_space(first.action_space, num_envs)
         self._elapsed = np.zeros(num_envs, dtype=np.int64)
         self._autoreset = np.zeros(num_envs, dtype=bool)
+        self._needs_reset = True  # until the first reset
 
     def reset(self, *, seed: int | list[int | None] | None = None,
               options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict[str, Any]]:
@@ -66,6 +67,7 @@ class HumanoidMimicVectorEnv(gym.vector.VectorEnv):
             infos = self._add_info(infos, info, i)
         self._elapsed[:] = 0
         self._autoreset[:] = False
+        self._needs_reset = False
         return obs, infos
 
     def step(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
@@ -74,7 +76,10 @@ class HumanoidMimicVectorEnv(gym.vector.VectorEnv):
             raise ValueError(f"actions must have shape {self.action_space.shape}, got {actions.shape}")
         next_step = self.metadata["autoreset_mode"] == AutoresetMode.NEXT_STEP
         stepping = [i for i in range(self.num_envs) if not (next_step and self._autoreset[i])]
-        diverged = [self.envs[i]._advance(actions[i]) for i in stepping]
+        if self._needs_reset:
+            raise RuntimeError("call reset() before step()")
+        checked = [self.envs[i]._checked_action(actions[i]) for i in stepping]  # all, before any copy moves
+        diverged = [self.envs[i]._advance(a) for i, a in zip(stepping, checked, strict=True)]
 
         obs = np.empty((self.num_envs, features.OBS_DIM), dtype=np.float32)
         rewards = np.zeros(self.num_envs)

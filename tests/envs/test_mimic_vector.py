@@ -69,8 +69,14 @@ def test_bad_arguments_are_refused_with_a_clear_message() -> None:
     with pytest.raises(ValueError, match="DISABLED is not supported"):
         HumanoidMimicVectorEnv(2, autoreset_mode=AutoresetMode.DISABLED)
     env = HumanoidMimicVectorEnv(2)
+    with pytest.raises(RuntimeError, match=r"call reset\(\) before step"):
+        env.step(np.zeros((2, 28)))
     env.reset(seed=0)
     with pytest.raises(ValueError, match=r"actions must have shape \(2, 28\)"):
         env.step(np.zeros((3, 28)))
-    with pytest.raises(ValueError, match="NaN or infinity"):
-        env.step(np.full((2, 28), np.nan))
+    bad = np.zeros((2, 28))
+    bad[1, 5] = np.nan
+    with pytest.raises(ValueError, match=r"NaN or infinity at indices \[5\]"):
+        env.step(bad)
+    assert [copy._t for copy in env.envs] == [copy._t0 for copy in env.envs]  # no copy moved
+    env.step(np.zeros((2, 28)))  # and the vector env steps on
