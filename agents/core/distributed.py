@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import logging
 import os
 import sys
 from collections.abc import Iterator, Sequence
@@ -168,8 +169,6 @@ def leave(status: int) -> NoReturn:
     stop()
     if not _joined:
         raise SystemExit(status)
-    import logging
-
     logging.shutdown()
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(Exception):
