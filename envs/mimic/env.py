@@ -84,6 +84,21 @@ def ended_in_fall(terminated: bool, info: dict[str, Any]) -> bool:
     return terminated and bool(info.get("fallen") or info.get("diverged") or not info.get("clip_ended"))
 
 
+def step_features(envs: Sequence[HumanoidMimicEnv]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Observations ``(N, 224)``, rewards, reward terms ``(N, 5)`` and MPJPE (mm) of ``N`` envs of
+    one kind at their current times, in one numpy pass (:mod:`envs.mimic.features`): one env's
+    step passes itself, :class:`envs.mimic.vector.HumanoidMimicVectorEnv` all its stepped copies."""
+    first = envs[0]
+    state = features.sim_state([env.data for env in envs], first._root)
+    rows = [env._track.rows(env._track.index(env._t)) for env in envs]
+    ref = rows[0] if len(rows) == 1 else features.ReferenceRows(*map(np.concatenate, zip(*rows, strict=True)))
+    shift = np.stack([env._ref_shift for env in envs])
+    turned = features.heading_frame_rows(state)
+    rewards, terms, mpjpe = features.imitation_reward(first._skeleton, first._joint_w, state, turned, ref, shift)
+    phase = np.array([env.clip.phase(env._t) for env in envs])
+    return features.observations(first._obs_order, phase, state.xpos[:, first._root, 2], turned), rewards, terms, mpjpe
+
+
 class HumanoidMimicEnv(gym.Env):
     """
     ## Description
@@ -390,25 +405,15 @@ class HumanoidMimicEnv(gym.Env):
 
     # ------------------------------------------------------------------ features
 
-    def _sim_state(self) -> features.SimState:
-        """This character's arrays as a batch of one (views)."""
-        return features.sim_state([self.data], self._root)
-
-    def _reward(self, state: features.SimState | None = None, turned: np.ndarray | None = None,
-                ) -> tuple[float, dict[str, float], float]:
+    def _reward(self) -> tuple[float, dict[str, float], float]:
         """DeepMimic's imitation reward of the simulated character against the reference at the
-        current time, its terms, and the MPJPE (mm) (:func:`envs.mimic.features.imitation_reward`)."""
-        state = self._sim_state() if state is None else state
-        turned = features.heading_frame_rows(state) if turned is None else turned
-        reward, terms, mpjpe = features.imitation_reward(
-            self._skeleton, self._joint_w, state, turned, self._track.rows(self._track.index(self._t)),
-            self._ref_shift[None])
-        return float(reward[0]), dict(zip(REWARD_TERMS, terms[0].tolist(), strict=True)), float(mpjpe[0])
+        current time, its terms, and the MPJPE (mm) (:func:`step_features` of this env alone)."""
+        _, rewards, terms, mpjpe = step_features([self])
+        return float(rewards[0]), dict(zip(REWARD_TERMS, terms[0].tolist(), strict=True)), float(mpjpe[0])
 
-    def _obs(self, turned: np.ndarray | None = None) -> np.ndarray:
-        """The observation (table in the class docstring); ``turned``: this state's
-        :func:`envs.mimic.features.heading_frame_rows`."""
-        turned = features.heading_frame_rows(self._sim_state()) if turned is None else turned
+    def _obs(self) -> np.ndarray:
+        """The observation (table in the class docstring)."""
+        turned = features.heading_frame_rows(features.sim_state([self.data], self._root))
         return features.observations(self._obs_order, np.array([self.clip.phase(self._t)]),
                                      self.data.xpos[self._root, 2:3], turned)[0]
 
@@ -464,11 +469,9 @@ class HumanoidMimicEnv(gym.Env):
         if self._episode == "ended":
             raise RuntimeError("the episode has ended; call reset() to start a new one")
         diverged = self._advance(self._checked_action(action))
-        state = self._sim_state()
-        turned = features.heading_frame_rows(state)
-        reward, terms, mpjpe = self._reward(state, turned)
-        reward, terminated, truncated, info = self._conclude(reward, terms, mpjpe, diverged)
-        return self._obs(turned), reward, terminated, truncated, info
+        obs, rewards, terms, mpjpe = step_features([self])
+        reward, terminated, truncated, info = self._conclude(float(rewards[0]), terms[0], float(mpjpe[0]), diverged)
+        return obs[0], reward, terminated, truncated, info
 
     def _advance(self, a: np.ndarray) -> bool:
         """The first half of a step of a running episode (before the reward), given a checked action
@@ -491,9 +494,11 @@ class HumanoidMimicEnv(gym.Env):
             self._ref_shift[:] = d.qpos[:2] - self.clip.qpos_at(self._t)[:2]
         return bool(diverged)
 
-    def _conclude(self, reward: float, terms: dict[str, float], mpjpe: float, diverged: bool,
+    def _conclude(self, reward: float, term_values: np.ndarray, mpjpe: float, diverged: bool,
                   ) -> tuple[float, bool, bool, dict[str, Any]]:
-        """The second half of a step, given its reward: the episode's end and the info dict."""
+        """The second half of a step, given its reward, reward terms (:data:`REWARD_TERMS` order)
+        and MPJPE (:func:`step_features`): the episode's end and the info dict."""
+        terms = dict(zip(REWARD_TERMS, term_values.tolist(), strict=True))
         fallen = not diverged and self.early_termination and self._fallen()
         if diverged or (fallen and self.zero_fall_reward):  # no reward for the step that fails
             reward, terms = 0.0, dict.fromkeys(terms, 0.0)

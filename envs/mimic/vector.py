@@ -22,8 +22,7 @@ from gymnasium.vector import AutoresetMode
 from gymnasium.vector.utils import batch_space
 
 from envs.mimic import features
-from envs.mimic.env import HumanoidMimicEnv
-from envs.mimic.features import ReferenceRows
+from envs.mimic.env import HumanoidMimicEnv, step_features
 
 
 class HumanoidMimicVectorEnv(gym.vector.VectorEnv):
@@ -74,10 +73,10 @@ class HumanoidMimicVectorEnv(gym.vector.VectorEnv):
         actions = np.asarray(actions)
         if actions.shape[:1] != (self.num_envs,):
             raise ValueError(f"actions must have shape {self.action_space.shape}, got {actions.shape}")
-        next_step = self.metadata["autoreset_mode"] == AutoresetMode.NEXT_STEP
-        stepping = [i for i in range(self.num_envs) if not (next_step and self._autoreset[i])]
         if self._needs_reset:
             raise RuntimeError("call reset() before step()")
+        next_step = self.metadata["autoreset_mode"] == AutoresetMode.NEXT_STEP
+        stepping = [i for i in range(self.num_envs) if not (next_step and self._autoreset[i])]
         checked = [self.envs[i]._checked_action(actions[i]) for i in stepping]  # all, before any copy moves
         diverged = [self.envs[i]._advance(a) for i, a in zip(stepping, checked, strict=True)]
 
@@ -87,13 +86,11 @@ class HumanoidMimicVectorEnv(gym.vector.VectorEnv):
         truncated = np.zeros(self.num_envs, dtype=bool)
         env_infos: list[dict[str, Any] | None] = [None] * self.num_envs
         if stepping:
-            stepped_obs, stepped_rewards, terms, mpjpe = self._features(stepping)
+            stepped_obs, stepped_rewards, terms, mpjpe = step_features([self.envs[i] for i in stepping])
             for k, i in enumerate(stepping):
-                env = self.envs[i]
                 obs[i] = stepped_obs[k]
-                rewards[i], terminated[i], truncated[i], env_infos[i] = env._conclude(
-                    float(stepped_rewards[k]), dict(zip(features.REWARD_TERMS, terms[k].tolist(), strict=True)),
-                    float(mpjpe[k]), diverged[k])
+                rewards[i], terminated[i], truncated[i], env_infos[i] = self.envs[i]._conclude(
+                    float(stepped_rewards[k]), terms[k], float(mpjpe[k]), diverged[k])
                 self._elapsed[i] += 1
                 if self.max_episode_steps is not None and self._elapsed[i] >= self.max_episode_steps:
                     truncated[i] = True  # the registered TimeLimit's truncation
@@ -111,20 +108,6 @@ class HumanoidMimicVectorEnv(gym.vector.VectorEnv):
             infos = self._add_info(infos, info, i)
         self._autoreset = terminated | truncated
         return obs, rewards, terminated, truncated, infos
-
-    def _features(self, indices: list[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """Observations, rewards, reward terms and MPJPE of the copies in ``indices``, in one pass."""
-        envs = [self.envs[i] for i in indices]
-        first = envs[0]
-        state = features.sim_state([env.data for env in envs], first._root)
-        rows = [env._track.rows(env._track.index(env._t)) for env in envs]
-        ref = ReferenceRows(*(np.concatenate(parts) for parts in zip(*rows, strict=True)))
-        shift = np.stack([env._ref_shift for env in envs])
-        turned = features.heading_frame_rows(state)
-        rewards, terms, mpjpe = features.imitation_reward(first._skeleton, first._joint_w, state, turned, ref, shift)
-        phase = np.array([env.clip.phase(env._t) for env in envs])
-        obs = features.observations(first._obs_order, phase, state.xpos[:, first._root, 2], turned)
-        return obs, rewards, terms, mpjpe
 
     def render(self) -> tuple[Any, ...]:
         return tuple(env.render() for env in self.envs)
