@@ -20,7 +20,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Literal, NamedTuple
 
 import numpy as np
 
@@ -68,7 +68,8 @@ def quat_conj(q: np.ndarray) -> np.ndarray:
 
 
 def quat_normalize(q: np.ndarray) -> np.ndarray:
-    return q / np.linalg.norm(q, axis=-1, keepdims=True)
+    # np.linalg.norm's own arithmetic, without its Python-level dispatch (this runs per sample)
+    return q / np.sqrt(np.add.reduce(q * q, axis=-1, keepdims=True))
 
 
 def quat_angle(q: np.ndarray) -> np.ndarray:
@@ -86,18 +87,37 @@ def quat_to_rotvec(q: np.ndarray) -> np.ndarray:
     return q[..., 1:] * scale
 
 
+class SlerpPairs(NamedTuple):
+    """What slerping between fixed pairs of quaternions needs, computed once per pair."""
+
+    start: np.ndarray  # (..., 4)
+    end: np.ndarray  # (..., 4): on the start's hemisphere (the short way round)
+    angle: np.ndarray  # (..., 1): half the rotation between them
+    sin_angle: np.ndarray  # (..., 1): its sine (1 where the pair is nearly equal)
+    near: np.ndarray  # (..., 1) bool: nearly equal (lerped instead)
+
+    @classmethod
+    def of(cls, a: np.ndarray, b: np.ndarray) -> SlerpPairs:
+        dot = np.sum(a * b, axis=-1, keepdims=True)
+        b = np.where(dot < 0, -b, b)
+        angle = np.arccos(np.minimum(np.abs(dot), 1.0))
+        sin_angle = np.sin(angle)
+        near = sin_angle < 1e-8
+        return cls(a, b, angle, np.where(near, 1.0, sin_angle), near)
+
+    def take(self, index: np.ndarray) -> SlerpPairs:
+        return SlerpPairs(*(x[index] for x in self))
+
+    def at(self, t: float | np.ndarray) -> np.ndarray:
+        """Unit quaternions a fraction ``t`` of the way (``t`` broadcasts against ``angle``)."""
+        wa = np.where(self.near, 1.0 - t, np.sin((1.0 - t) * self.angle) / self.sin_angle)
+        wb = np.where(self.near, t, np.sin(t * self.angle) / self.sin_angle)
+        return quat_normalize(wa * self.start + wb * self.end)
+
+
 def quat_slerp(a: np.ndarray, b: np.ndarray, t: float | np.ndarray) -> np.ndarray:
     t = np.asarray(t, dtype=float)[..., None] if np.ndim(t) else float(t)
-    dot = np.sum(a * b, axis=-1, keepdims=True)
-    b = np.where(dot < 0, -b, b)
-    dot = np.abs(dot)
-    theta = np.arccos(np.clip(dot, -1.0, 1.0))
-    sin_theta = np.sin(theta)
-    near = sin_theta < 1e-8
-    safe = np.where(near, 1.0, sin_theta)
-    wa = np.where(near, 1.0 - t, np.sin((1.0 - t) * theta) / safe)
-    wb = np.where(near, t, np.sin(t * theta) / safe)
-    return quat_normalize(wa * a + wb * b)
+    return SlerpPairs.of(a, b).at(t)
 
 
 def axis_quat(axis: str, angle: np.ndarray) -> np.ndarray:
@@ -180,6 +200,10 @@ for (_r, _c), _terms in {
         _R_FORMS[_r, _c, _a, _b] += _v
 
 
+# The same as a (16, 9) matrix: the row-major rotation matrix of a unit q is (q q^T).ravel() @ it.
+_R_FORMS_FLAT = _R_FORMS.reshape(9, 16).T.copy()
+
+
 class EulerDecomposer:
     """:func:`quat_to_euler` for a fixed list of joints, in a few array operations (per step)."""
 
@@ -194,10 +218,11 @@ class EulerDecomposer:
     def __call__(self, q: np.ndarray) -> np.ndarray:
         """Euler angles (..., n, 3) of quaternions (..., n, 4), joint n in the order given."""
         outer = (q[..., :, None] * q[..., None, :]).reshape(*q.shape[:-1], 16)
-        ik, jk, kk, ij, ii, kj, jj = np.moveaxis(np.einsum("nef,...nf->...ne", self._forms, outer), -1, 0)
+        entries = np.einsum("nef,...nf->...ne", self._forms, outer)
+        ik, jk, kk, ij, ii, kj, jj = (entries[..., e] for e in range(7))
         sign = self._sign
         out = np.empty((*q.shape[:-1], 3))
-        out[..., 1] = np.arcsin(np.clip(sign * ik, -1.0, 1.0))
+        out[..., 1] = np.arcsin(np.minimum(np.maximum(sign * ik, -1.0), 1.0))
         out[..., 0] = np.arctan2(-sign * jk, kk)
         out[..., 2] = np.arctan2(-sign * ij, ii)
         locked = np.hypot(ii, ij) < 1e-9
@@ -211,30 +236,31 @@ class EulerRateMap:
     """Euler-angle rates of nested hinges that give a wanted angular velocity (child frame).
 
     For R = R_a1(q1) R_a2(q2) R_a3(q3), the child-frame angular velocity is
-    ``(R2 R3)^T e1 q1' + R3^T e2 q2' + e3 q3'``; the 3 x 3 map is solved per joint. It is
-    singular only where the middle angle is +-90 degrees, which :data:`EULER_AXES` keeps away
-    from on every shipped clip.
+    ``w = (R2 R3)^T a1 q1' + R3^T a2 q2' + a3 q3'``. In the joint's own axis basis
+    ``(a1, a2, a3)`` (handedness ``s``: +1 for a cyclic order of x, y, z, else -1), turning by
+    R3 gives ``u = R3 w`` with ``u1 = c2 q1'``, ``u2 = q2'`` and ``u3 = s sin(q2) q1' + q3'``,
+    solved in closed form (a handful of array operations for any batch). It is singular only
+    where the middle angle is +-90 degrees, which :data:`EULER_AXES` keeps away from on every
+    shipped clip.
     """
 
     def __init__(self, axes: Sequence[str]) -> None:
-        # unit[n, k]: the k-th hinge axis of joint n; cross[n, k]: its cross-product matrix
-        self._unit = np.eye(3)[[["xyz".index(a) for a in order] for order in axes]]
-        self._cross = np.cross(self._unit[..., None, :], np.eye(3)[None, None] * -1.0)
-
-    def _rotation_transposed(self, k: int, angle: np.ndarray) -> np.ndarray:
-        """Transposed rotations about each joint's k-th axis by ``angle`` (..., n) (Rodrigues)."""
-        cross = self._cross[:, k]
-        s, c = np.sin(angle)[..., None, None], np.cos(angle)[..., None, None]
-        return np.eye(3) - s * cross + (1.0 - c) * (cross @ cross)
+        i, j, k, sign = _euler_indices(axes)
+        # omega (..., n, 3) flattened, at these entries: each joint's components along its hinge
+        # axes, outer first
+        self._gather = (3 * np.arange(len(i))[:, None] + np.stack([i, j, k], axis=-1)).ravel()
+        self._sign = sign
 
     def rates(self, angles: np.ndarray, omega: np.ndarray) -> np.ndarray:
         """``angles`` (..., n, 3) Euler angles, ``omega`` (..., n, 3) child-frame angular velocities."""
-        r2t = self._rotation_transposed(1, angles[..., 1])
-        r3t = self._rotation_transposed(2, angles[..., 2])
-        c2 = np.einsum("...ij,...j->...i", r3t, self._unit[:, 1])
-        c1 = np.einsum("...ij,...j->...i", r3t, np.einsum("...ij,...j->...i", r2t, self._unit[:, 0]))
-        jacobian = np.stack([c1, c2, np.broadcast_to(self._unit[:, 2], c1.shape)], axis=-1)
-        return np.linalg.solve(jacobian, omega[..., None])[..., 0]
+        w = omega.reshape(*omega.shape[:-2], -1)[..., self._gather].reshape(omega.shape)  # in the axis basis
+        sin, cos = np.sin(angles[..., 1:]), np.cos(angles[..., 1:])
+        s3 = self._sign * sin[..., 1]
+        out = np.empty_like(w)
+        out[..., 0] = (cos[..., 1] * w[..., 0] - s3 * w[..., 1]) / cos[..., 0]
+        out[..., 1] = s3 * w[..., 0] + cos[..., 1] * w[..., 1]
+        out[..., 2] = w[..., 2] - self._sign * sin[..., 0] * out[..., 0]
+        return out
 
 
 def wrap_angle(a: np.ndarray) -> np.ndarray:
@@ -456,6 +482,16 @@ class Clip:
         self._hinge_cols = np.array(hinge_cols)
         self._frame_vel = self._deepmimic_frame_velocities(spans)
         self._euler_jacobian = EulerRateMap([EULER_AXES[n] for n in spherical])
+        # per interval, all that sample() lerps or reads, so that one gather fetches it: the start
+        # values and changes of the root position, hinge angles and frame velocities, and the
+        # Euler-rule velocity; and the slerp constants of each rotation
+        lerped = np.concatenate([self.qpos[:, :3], self._hinges, self._frame_vel], axis=1)
+        width = lerped.shape[1]
+        self._interval_rows = np.concatenate([lerped[:-1], lerped[1:] - lerped[:-1], self.interval_qvel], axis=1)
+        self._interval_columns = {"start": slice(0, width), "change": slice(width, 2 * width),
+                                  "euler": slice(2 * width, None)}
+        self._spans = spans
+        self._slerp = SlerpPairs.of(self._quats[:-1], self._quats[1:])
 
     def _deepmimic_frame_velocities(self, spans: np.ndarray) -> np.ndarray:
         """(frames, 3 + 3 + 3 x 8 + 4): root linear and world angular velocity, the 3-DOF joints'
@@ -500,9 +536,9 @@ class Clip:
             cycle = np.floor(times / self.duration)
             local = times - cycle * self.duration
         else:
-            cycle, local = np.zeros_like(times), np.clip(times, 0.0, self.duration)
-        i = np.clip(np.searchsorted(self.times, local, side="right") - 1, 0, self.num_frames - 2)
-        a = np.clip((local - self.times[i]) / (self.times[i + 1] - self.times[i]), 0.0, 1.0)
+            cycle, local = np.zeros_like(times), np.minimum(np.maximum(times, 0.0), self.duration)
+        i = np.minimum(np.maximum(np.searchsorted(self.times, local, side="right") - 1, 0), self.num_frames - 2)
+        a = np.minimum(np.maximum((local - self.times[i]) / self._spans[i], 0.0), 1.0)
         return cycle, i, a
 
     def sample(self, times: np.ndarray, rule: ReferenceVelocity = "quaternion") -> tuple[np.ndarray, np.ndarray]:
@@ -511,26 +547,28 @@ class Clip:
         ``rule`` (see the class docstring), zero after a non-looping clip ends."""
         times = np.asarray(times, dtype=float)
         cycle, i, a = self._locate_many(times)
-        col = a[:, None]
-        qpos = np.empty((len(times), self.qpos.shape[1]))
-        qpos[:, :3] = self.qpos[i, :3] + col * (self.qpos[i + 1, :3] - self.qpos[i, :3]) \
-            + cycle[:, None] * self.cycle_offset
-        quats = quat_slerp(self._quats[i], self._quats[i + 1], a[:, None])
+        n, col = len(times), a[:, None]
+        rows = self._interval_rows[i]
+        lo, step = self._interval_columns["start"], self._interval_columns["change"]
+        lerped = rows[:, lo] + col * rows[:, step]  # root position, hinge angles, frame velocities
+        qpos = np.empty((n, self.qpos.shape[1]))
+        qpos[:, :3] = lerped[:, :3] + cycle[:, None] * self.cycle_offset
+        quats = self._slerp.take(i).at(a[:, None, None])
         qpos[:, 3:7] = quats[:, 0]
         qpos[:, self._sph_cols] = self._decompose(quats[:, 1:])
-        qpos[:, self._hinge_cols] = self._hinges[i] + col * (self._hinges[i + 1] - self._hinges[i])
+        qpos[:, self._hinge_cols] = lerped[:, 3:7]
         if rule == "euler":
-            qvel = self.interval_qvel[i]
+            qvel = rows[:, self._interval_columns["euler"]]
         elif rule in ("quaternion", "lerped"):
-            vel = self._frame_vel[i]
-            if rule == "lerped":
-                vel = vel + col * (self._frame_vel[i + 1] - vel)
-            qvel = np.empty((len(times), self.interval_qvel.shape[1]))
+            vel = lerped[:, 7:] if rule == "lerped" else rows[:, lo][:, 7:]
+            qvel = np.empty((n, self.interval_qvel.shape[1]))
             qvel[:, :3] = vel[:, :3]
-            # MuJoCo's free joint takes its angular velocity in the body frame
-            qvel[:, 3:6] = np.einsum("kji,kj->ki", quat_to_matrix(quats[:, 0]), vel[:, 3:6])
+            # MuJoCo's free joint takes its angular velocity in the body frame: R^T w
+            root = quats[:, 0]
+            rotation = ((root[:, :, None] * root[:, None, :]).reshape(n, 16) @ _R_FORMS_FLAT).reshape(n, 3, 3)
+            qvel[:, 3:6] = np.matmul(vel[:, None, 3:6], rotation)[:, 0]
             qvel[:, self._sph_cols - 1] = self._euler_jacobian.rates(
-                qpos[:, self._sph_cols], vel[:, 6:30].reshape(len(times), -1, 3))
+                qpos[:, self._sph_cols], vel[:, 6:30].reshape(n, -1, 3))
             qvel[:, self._hinge_cols - 1] = vel[:, 30:]
         else:
             raise ValueError(f"reference velocity rule must be 'quaternion', 'lerped' or 'euler', got {rule!r}")
