@@ -92,9 +92,10 @@ def step_features(envs: Sequence[HumanoidMimicEnv]) -> tuple[np.ndarray, np.ndar
     state = features.sim_state([env.data for env in envs], first._root)
     rows = [env._track.rows(env._track.index(env._t)) for env in envs]
     ref = rows[0] if len(rows) == 1 else features.ReferenceRows(*map(np.concatenate, zip(*rows, strict=True)))
-    shift = np.stack([env._ref_shift for env in envs])
+    shift = first._ref_shift[None] if len(envs) == 1 else np.stack([env._ref_shift for env in envs])
     turned = features.heading_frame_rows(state)
-    rewards, terms, mpjpe = features.imitation_reward(first._skeleton, first._joint_w, state, turned, ref, shift)
+    rewards, terms, mpjpe = features.imitation_reward(first._skeleton, first._reward_weights, state, turned, ref,
+                                                       shift)
     phase = np.array([env.clip.phase(env._t) for env in envs])
     return features.observations(first._obs_order, phase, state.xpos[:, first._root, 2], turned), rewards, terms, mpjpe
 
@@ -284,6 +285,7 @@ class HumanoidMimicEnv(gym.Env):
         self.early_termination = early_termination
         self.model = _model(physics_hz)
         self.data = mujoco.MjData(self.model)
+        self._warning_counts = self.data.warning.number  # a view of MuJoCo's counters (made once: cheaper)
         self._ref_data = mujoco.MjData(self.model)  # read through ref_data, brought up to date then
         self._ref_data_time: tuple[float, float, float] | None = None
         self.n_substeps = physics_hz // CONTROL_HZ
@@ -306,7 +308,7 @@ class HumanoidMimicEnv(gym.Env):
         # DeepMimic's joint weights in model body order; the welded wrists have no joint: weight 0
         weights = np.array([0.0 if n.endswith("wrist") else ROOT_WEIGHT if n == "root" else JOINTS[joint_kind(n)].weight
                             for n in skeleton.names])
-        self._joint_w = weights / weights.sum()
+        self._reward_weights = features.RewardWeights(weights / weights.sum())
         self._obs_order = features.observation_order(skeleton.order)
 
         self.fall_contact_bodies = self._resolve_fall_bodies(fall_bodies, physics_hz)
@@ -480,10 +482,11 @@ class HumanoidMimicEnv(gym.Env):
         (MuJoCo reset it; the reference state replaces it)."""
         m, d = self.model, self.data
         d.ctrl[:] = self.action_to_targets(a)
-        bad_before = d.warning.number[_INSTABILITY_WARNINGS].sum()
+        warnings = self._warning_counts
+        bad_before = warnings[_INSTABILITY_WARNINGS].sum()
         mujoco.mj_step(m, d, self.n_substeps)
         t_before, self._t = self._t, self._t + self.dt
-        diverged = (d.warning.number[_INSTABILITY_WARNINGS].sum() > bad_before
+        diverged = (warnings[_INSTABILITY_WARNINGS].sum() > bad_before
                     or not math.isfinite(d.qpos @ d.qpos + d.qvel @ d.qvel))
         if diverged:
             # MuJoCo has already reset the state; keep the observation meaningful and finite
@@ -532,8 +535,7 @@ class HumanoidMimicEnv(gym.Env):
         d = self.data
         if d.xpos[self._root, 2] < self.min_root_height:
             return True
-        geoms = d.contact.geom[: d.ncon]
-        return bool(np.any(self._fall_geom[geoms]))
+        return d.ncon > 0 and bool(self._fall_geom[d.contact.geom[: d.ncon]].any())
 
     # ------------------------------------------------------------------ rendering
 

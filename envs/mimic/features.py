@@ -32,7 +32,22 @@ REWARD_SCALES = np.array([k for _, k in REWARD_TERMS.values()])
 # angular velocities of the 15 bodies.
 POSITIONS, AXES, LINEAR, ANGULAR, ROWS = 0, 15, 45, 60, 75
 OBS_DIM = 2 + 3 * 14 + 6 * 15 + 3 * 15 + 3 * 15
-_NEXT, _LAST = np.array([1, 2, 0]), np.array([2, 0, 1])  # a x b = a[NEXT] b[LAST] - a[LAST] b[NEXT]
+# (x, y, z, x, y): a x b = a5[1:4] b5[2:5] - a5[2:5] b5[1:4], views of one gather each
+_WRAP = np.array([0, 1, 2, 0, 1])
+# the heading turn's upper 2 x 2 block from the root's forward axis (fx, fy): [[fx, -fy], [fy, fx]]
+_TURN_ENTRIES, _TURN_SIGNS = np.array([[0, 1], [1, 0]]), np.array([[1.0, -1.0], [1.0, 1.0]])
+
+# Rows of a tracked array (:func:`tracked_features`), 3-vectors: what the reward's squared-error
+# terms compare, one array per character, so that the simulated and the reference side differ in
+# one operation and every weighted sum of squares is one matrix product.
+TRACKED: dict[str, slice] = {
+    "angular_velocity": slice(0, 15),  # each body's relative to its parent, body frame (root: world)
+    "end_effector": slice(15, 19),  # feet and hands, heading frame, heights from the ground
+    "body_position": slice(19, 34),  # world
+    "root_velocity": slice(34, 35),
+    "com_velocity": slice(35, 36),
+}
+TRACKED_ROWS = 36
 
 
 class Skeleton:
@@ -55,12 +70,14 @@ class Skeleton:
         """R_parent^T R_child of every body (the root's: its world rotation; a welded wrist's: constant)."""
         return np.matmul(np.swapaxes(xmat[..., self.parent, :, :], -1, -2), xmat[..., 1:, :, :])
 
-    def local_angular_velocities(self, xmat: np.ndarray, cvel: np.ndarray) -> np.ndarray:
+    def local_angular_velocities(self, xmat: np.ndarray, cvel: np.ndarray, out: np.ndarray | None = None,
+                                 ) -> np.ndarray:
         """Angular velocity of every body relative to its parent, in the body's frame (the root's:
-        world angular velocity, world frame)."""
+        world angular velocity, world frame); ``out``: where to write them, ``(..., 15, 3)``."""
         omega = cvel[..., :3]
         relative = omega[..., 1:, :] - omega[..., self.parent, :]
-        local = np.matmul(relative[..., None, :], xmat[..., 1:, :, :])[..., 0, :]
+        local = np.matmul(relative[..., None, :], xmat[..., 1:, :, :],
+                          out=None if out is None else out[..., None, :])[..., 0, :]
         local[..., 0, :] = relative[..., 0, :]
         return local
 
@@ -83,11 +100,7 @@ class ReferenceRows(NamedTuple):
     each of ``N`` tracks stacked), positions unshifted."""
 
     local_rotations: np.ndarray  # (N, 15, 3, 3)
-    local_angular_velocities: np.ndarray  # (N, 15, 3)
-    end_effectors: np.ndarray  # (N, 4, 3)
-    body_pos: np.ndarray  # (N, 15, 3)
-    root_velocity: np.ndarray  # (N, 3)
-    com_velocity: np.ndarray  # (N, 3)
+    tracked: np.ndarray  # (N, TRACKED_ROWS, 3): tracked_features of the reference character
 
 
 def sim_state(datas: Sequence[mujoco.MjData], root: int) -> SimState:
@@ -111,58 +124,82 @@ def heading_frame_rows(state: SimState) -> np.ndarray:
     np.subtract(xpos[:, 1:], xpos[:, 1:2], out=rows[:, POSITIONS:AXES])
     rows[:, AXES:LINEAR:2] = xmat[:, 1:, :, 0]  # the rotation's first column: the forward axis
     rows[:, AXES + 1:LINEAR:2] = xmat[:, 1:, :, 2]  # its third: the up axis
-    ang, lin = rows[:, ANGULAR:], rows[:, LINEAR:ANGULAR]
-    ang[:] = cvel[:, 1:, :3]
+    rows[:, ANGULAR:] = cvel[:, 1:, :3]
     # cvel's linear part is the velocity at the subtree's centre of mass: move it to each origin
-    arm = xpos[:, 1:] - state.com[:, None, :]
-    np.subtract(ang[..., _NEXT] * arm[..., _LAST], ang[..., _LAST] * arm[..., _NEXT], out=lin)  # ang x arm
+    ang, arm = cvel[:, 1:, _WRAP], (xpos[:, 1:] - state.com[:, None, :])[..., _WRAP]
+    lin = rows[:, LINEAR:ANGULAR]
+    np.multiply(ang[..., 1:4], arm[..., 2:5], out=lin)  # ang x arm
+    lin -= ang[..., 2:5] * arm[..., 1:4]
     lin += cvel[:, 1:, 3:]
     forward = xmat[:, 1, :2, 0]
-    forward = forward / np.sqrt(np.einsum("ni,ni->n", forward, forward))[:, None]
     turn = np.zeros((n, 3, 3))  # H^T: v @ H^T turns world row vectors into the heading frame
-    turn[:, 0, 0] = turn[:, 1, 1] = forward[:, 0]
-    turn[:, 1, 0], turn[:, 0, 1] = forward[:, 1], -forward[:, 1]
+    block = forward[:, _TURN_ENTRIES] * _TURN_SIGNS
+    block /= np.hypot(forward[:, 0], forward[:, 1])[:, None, None]
+    turn[:, :2, :2] = block
     turn[:, 2, 2] = 1.0
     return np.matmul(rows, turn)
 
 
-def end_effector_positions(skeleton: Skeleton, state: SimState, turned: np.ndarray) -> np.ndarray:
-    """``(N, 4, 3)``: feet and hands relative to the root in its heading frame (``turned``:
-    :func:`heading_frame_rows`), heights from the ground."""
-    ee = turned[:, skeleton.end_effector]
+def tracked_features(skeleton: Skeleton, state: SimState, turned: np.ndarray) -> np.ndarray:
+    """``(N, TRACKED_ROWS, 3)``: each character's :data:`TRACKED` rows (``turned``:
+    :func:`heading_frame_rows`), the same function for the simulated and the reference side."""
+    rows = np.empty((len(turned), TRACKED_ROWS, 3))
+    skeleton.local_angular_velocities(state.xmat, state.cvel, out=rows[:, TRACKED["angular_velocity"]])
+    ee = rows[:, TRACKED["end_effector"]]
+    ee[:] = turned[:, skeleton.end_effector]
     ee[..., 2] += state.xpos[:, 1:2, 2]
-    return ee
+    rows[:, TRACKED["body_position"]] = state.xpos[:, 1:]
+    rows[:, TRACKED["root_velocity"]] = state.root_velocity[:, None]
+    rows[:, TRACKED["com_velocity"]] = state.com_velocity[:, None]
+    return rows
 
 
-def imitation_reward(skeleton: Skeleton, joint_weights: np.ndarray, state: SimState, turned: np.ndarray,
+class RewardWeights:
+    """DeepMimic's error sums as matrices: ``errors = squared tracked differences (flattened) @
+    squares + squared joint angles @ angles`` (terms in :data:`REWARD_TERMS` order), from the
+    joint weights (per body, MuJoCo's body order, summing to 1)."""
+
+    def __init__(self, joint_weights: np.ndarray) -> None:
+        bodies, terms = len(joint_weights), len(REWARD_TERMS)
+        self.angles = np.zeros((bodies, terms))
+        self.angles[:, 0] = joint_weights  # pose
+        self.angles[0, 3] += 0.1  # root: its rotation
+        squares = np.zeros((TRACKED_ROWS, 3, terms))
+        squares[TRACKED["angular_velocity"], :, 1] = joint_weights[:, None]  # velocity
+        squares[TRACKED["angular_velocity"].start, :, 3] += 0.001  # root: its angular velocity
+        ee = TRACKED["end_effector"]
+        squares[ee, :, 2] = 1.0 / (ee.stop - ee.start)  # the mean over end effectors
+        squares[TRACKED["body_position"].start, :, 3] = 1.0  # root: its position
+        squares[TRACKED["root_velocity"], :, 3] = 0.01
+        squares[TRACKED["com_velocity"], :, 4] = 0.1
+        self.squares = squares.reshape(3 * TRACKED_ROWS, terms)
+        # per body, its 3 squared position differences summed
+        self.body_sums = np.kron(np.eye(bodies), np.ones((3, 1)))
+
+
+def imitation_reward(skeleton: Skeleton, weights: RewardWeights, state: SimState, turned: np.ndarray,
                      ref: ReferenceRows, ref_shift: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """DeepMimic's imitation reward of each character against its reference: the rewards
     ``(N,)``, the terms ``exp(-k_i e_i)`` ``(N, 5)`` (order of :data:`REWARD_TERMS`) and the
     MPJPE in mm ``(N,)``. ``turned``: :func:`heading_frame_rows`; ``ref_shift (N, 2)``: the
     horizontal move of each reference root (``sync_root``)."""
-    cos_diff = np.einsum("bnij,bnij->bn", skeleton.local_rotations(state.xmat), ref.local_rotations)
+    n = len(turned)
+    local = skeleton.local_rotations(state.xmat).reshape(n, -1, 1, 9)
+    cos_diff = np.matmul(local, ref.local_rotations.reshape(n, -1, 9, 1)).reshape(n, -1)  # trace(R^T R_ref)
     cos_diff -= 1.0
     cos_diff *= 0.5
-    rot_sq = np.arccos(np.minimum(np.maximum(cos_diff, -1.0, out=cos_diff), 1.0, out=cos_diff))
-    rot_sq *= rot_sq
-    vel_diff = skeleton.local_angular_velocities(state.xmat, state.cvel)
-    vel_diff -= ref.local_angular_velocities
-    vel_sq = np.einsum("bni,bni->bn", vel_diff, vel_diff)
-    ee_diff = end_effector_positions(skeleton, state, turned)
-    ee_diff -= ref.end_effectors
-    body_diff = state.xpos[:, 1:] - ref.body_pos
-    body_diff[..., :2] -= ref_shift[:, None, :]
-    root_vel_diff = state.root_velocity - ref.root_velocity
-    com_diff = state.com_velocity - ref.com_velocity
-    errors = np.empty((len(cos_diff), len(REWARD_TERMS)))
-    errors[:, 0] = rot_sq @ joint_weights
-    errors[:, 1] = vel_sq @ joint_weights
-    errors[:, 2] = np.einsum("bni,bni->b", ee_diff, ee_diff) / ee_diff.shape[1]
-    errors[:, 3] = (np.einsum("bi,bi->b", body_diff[:, 0], body_diff[:, 0]) + 0.1 * rot_sq[:, 0]
-                    + 0.01 * np.einsum("bi,bi->b", root_vel_diff, root_vel_diff) + 0.001 * vel_sq[:, 0])
-    errors[:, 4] = 0.1 * np.einsum("bi,bi->b", com_diff, com_diff)
-    terms = np.exp(-REWARD_SCALES * errors)
-    mpjpe_mm = np.sqrt(np.einsum("bni,bni->bn", body_diff, body_diff)).sum(axis=1) * (1000.0 / body_diff.shape[1])
+    angle_sq = np.arccos(np.minimum(np.maximum(cos_diff, -1.0, out=cos_diff), 1.0, out=cos_diff))
+    angle_sq *= angle_sq
+    diff = tracked_features(skeleton, state, turned)
+    diff -= ref.tracked
+    diff[:, TRACKED["body_position"], :2] -= ref_shift[:, None, :]
+    diff *= diff
+    errors = diff.reshape(n, -1) @ weights.squares
+    errors += angle_sq @ weights.angles
+    errors *= -REWARD_SCALES
+    terms = np.exp(errors, out=errors)
+    distances = np.sqrt(diff[:, TRACKED["body_position"]].reshape(n, -1) @ weights.body_sums)
+    mpjpe_mm = distances.sum(axis=1) * (1000.0 / distances.shape[1])
     return terms @ REWARD_WEIGHTS, terms, mpjpe_mm
 
 

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import mujoco
 import numpy as np
 
-from envs.mimic.features import ReferenceRows, SimState, Skeleton, end_effector_positions, heading_frame_rows
+from envs.mimic.features import ReferenceRows, SimState, Skeleton, heading_frame_rows, tracked_features
 from envs.mimic.mocap import Clip, ReferenceVelocity
 
 
@@ -78,8 +78,7 @@ class ReferenceTrack:
     def rows(self, j: int) -> ReferenceRows:
         """Row ``j`` of the current batch as a batch of one (views)."""
         k = slice(j, j + 1)
-        return ReferenceRows(self.local_rotations[k], self.local_angular_velocities[k], self.end_effectors[k],
-                             self.body_pos[k], self.root_velocity[k], self.com_velocity[k])
+        return ReferenceRows(self.local_rotations[k], self.tracked[k])
 
     def _compute(self, times: np.ndarray) -> None:
         m, d, sk = self.model, self._scratch, self.skeleton
@@ -95,10 +94,6 @@ class ReferenceTrack:
             com[k], com_vel[k] = d.subtree_com[sk.root], d.subtree_linvel[sk.root]
         xmat3 = xmat.reshape(n, m.nbody, 3, 3)
         self.times, self._time_list = times, times.tolist()
-        self.body_pos = xpos[:, 1:]
         self.local_rotations = sk.local_rotations(xmat3)
-        self.local_angular_velocities = sk.local_angular_velocities(xmat3, cvel)
         state = SimState(xpos, xmat3, cvel, com, com_vel, self.qvel[:, :3])
-        self.end_effectors = end_effector_positions(sk, state, heading_frame_rows(state))
-        self.root_velocity = self.qvel[:, :3]
-        self.com_velocity = com_vel
+        self.tracked = tracked_features(sk, state, heading_frame_rows(state))
