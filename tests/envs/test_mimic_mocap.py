@@ -15,6 +15,9 @@ from envs.mimic.mocap import (
     EULER_AXES,
     FRAME_SIZE,
     Clip,
+    EulerDecomposer,
+    EulerRateMap,
+    SlerpPairs,
     MotionError,
     available_clips,
     dm_quat_to_mj,
@@ -24,8 +27,10 @@ from envs.mimic.mocap import (
     quat_angle,
     quat_conj,
     quat_mul,
+    quat_slerp,
     quat_to_euler,
     quat_to_matrix,
+    quat_to_rotvec,
 )
 
 pytestmark = pytest.mark.skipif(
@@ -69,6 +74,42 @@ def test_per_joint_axes_in_one_call_match_single_calls():
     together = quat_to_euler(q, orders)
     for k, order in enumerate(orders):
         np.testing.assert_allclose(together[:, k], quat_to_euler(q[:, k], order), atol=1e-12)
+
+
+@settings(max_examples=100, deadline=None)
+@given(orders=st.lists(st.sampled_from(ORDERS), min_size=1, max_size=4), seed=st.integers(0, 2**32 - 1))
+def test_euler_rates_turn_the_joint_at_the_wanted_angular_velocity(orders, seed):
+    # the closed form against the definition: stepping the hinges by rates * h turns the joint
+    # by omega * h (child frame), to first order
+    rng = np.random.default_rng(seed)
+    angles = rng.uniform(-np.pi, np.pi, (len(orders), 3))
+    angles[:, 1] = rng.uniform(-1.3, 1.3, len(orders))  # away from the +-90 degree singularity
+    omega = rng.normal(0.0, 3.0, (len(orders), 3))
+    rates = EulerRateMap(orders).rates(angles, omega)
+    h = 1e-6
+    for k, order in enumerate(orders):
+        turn = quat_mul(quat_conj(euler_to_quat(angles[k], order)), euler_to_quat(angles[k] + h * rates[k], order))
+        np.testing.assert_allclose(quat_to_rotvec(turn) / h, omega[k], atol=1e-4 * (1 + np.abs(omega[k]).max()))
+
+
+def test_euler_decomposer_matches_quat_to_euler():
+    rng = np.random.default_rng(1)
+    q = rng.normal(size=(7, 8, 4))
+    q /= np.linalg.norm(q, axis=-1, keepdims=True)
+    orders = [EULER_AXES[n] for n in EULER_AXES]
+    np.testing.assert_allclose(EulerDecomposer(orders)(q), quat_to_euler(q, orders), atol=1e-9)
+
+
+@settings(max_examples=100, deadline=None)
+@given(a=unit_quat, b=unit_quat, t=st.floats(0.0, 1.0))
+def test_slerp_takes_the_short_way_at_a_constant_rate(a, b, t):
+    q = quat_slerp(a, b, t)
+    np.testing.assert_allclose(np.linalg.norm(q), 1.0, atol=1e-12)
+    whole = quat_angle(quat_mul(quat_conj(a), b))  # the short way: at most pi
+    assert _rotation_distance(q, a) == pytest.approx(t * whole, abs=1e-6)
+    assert _rotation_distance(q, b) == pytest.approx((1 - t) * whole, abs=1e-6)
+    # the constants of a pair, computed once, give the same quaternion
+    np.testing.assert_allclose(SlerpPairs.of(a[None], b[None]).take(np.array([0])).at(t)[0], q, atol=1e-15)
 
 
 @settings(max_examples=50, deadline=None)
