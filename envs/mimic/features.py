@@ -131,18 +131,25 @@ def heading_frame_rows(state: SimState) -> np.ndarray:
     np.multiply(ang[..., 1:4], arm[..., 2:5], out=lin)  # ang x arm
     lin -= ang[..., 2:5] * arm[..., 1:4]
     lin += cvel[:, 1:, 3:]
-    forward = xmat[:, 1, :2, 0]
-    turn = np.zeros((n, 3, 3))  # H^T: v @ H^T turns world row vectors into the heading frame
+    return np.matmul(rows, heading_turn(xmat))
+
+
+def heading_turn(xmat: np.ndarray) -> np.ndarray:
+    """``(N, 3, 3)``: H^T of each character, H its root's heading (a turn about the vertical):
+    ``v @ H^T`` turns world row vectors into the heading frame."""
+    forward = xmat[:, 1, :2, 0]  # the root's forward axis, horizontal part
+    turn = np.zeros((len(xmat), 3, 3))
     block = forward[:, _TURN_ENTRIES] * _TURN_SIGNS
     block /= np.hypot(forward[:, 0], forward[:, 1])[:, None, None]
     turn[:, :2, :2] = block
     turn[:, 2, 2] = 1.0
-    return np.matmul(rows, turn)
+    return turn
 
 
 def tracked_features(skeleton: Skeleton, state: SimState, turned: np.ndarray) -> np.ndarray:
-    """``(N, TRACKED_ROWS, 3)``: each character's :data:`TRACKED` rows (``turned``:
-    :func:`heading_frame_rows`), the same function for the simulated and the reference side."""
+    """``(N, TRACKED_ROWS, 3)``: each character's :data:`TRACKED` rows, the same function for the
+    simulated and the reference side. ``turned``: :func:`heading_frame_rows`, or its first rows
+    (the positions) alone."""
     rows = np.empty((len(turned), TRACKED_ROWS, 3))
     skeleton.local_angular_velocities(state.xmat, state.cvel, out=rows[:, TRACKED["angular_velocity"]])
     ee = rows[:, TRACKED["end_effector"]]

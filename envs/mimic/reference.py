@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import mujoco
 import numpy as np
 
-from envs.mimic.features import ReferenceRows, SimState, Skeleton, heading_frame_rows, tracked_features
+from envs.mimic.features import ReferenceRows, SimState, Skeleton, heading_turn, tracked_features
 from envs.mimic.mocap import Clip, ReferenceVelocity
 
 
@@ -96,4 +96,5 @@ class ReferenceTrack:
         self.times, self._time_list = times, times.tolist()
         self.local_rotations = sk.local_rotations(xmat3)
         state = SimState(xpos, xmat3, cvel, com, com_vel, self.qvel[:, :3])
-        self.tracked = tracked_features(sk, state, heading_frame_rows(state))
+        positions = np.matmul(xpos[:, 1:] - xpos[:, 1:2], heading_turn(xmat3))  # heading frame: all the reference needs
+        self.tracked = tracked_features(sk, state, positions)
