@@ -34,8 +34,10 @@ POSITIONS, AXES, LINEAR, ANGULAR, ROWS = 0, 15, 45, 60, 75
 OBS_DIM = 2 + 3 * 14 + 6 * 15 + 3 * 15 + 3 * 15
 # (x, y, z, x, y): a x b = a5[1:4] b5[2:5] - a5[2:5] b5[1:4], views of one gather each
 _WRAP = np.array([0, 1, 2, 0, 1])
-# the heading turn's upper 2 x 2 block from the root's forward axis (fx, fy): [[fx, -fy], [fy, fx]]
-_TURN_ENTRIES, _TURN_SIGNS = np.array([[0, 1], [1, 0]]), np.array([[1.0, -1.0], [1.0, 1.0]])
+# the heading turn, row-major, from the root's unit forward axis (fx, fy): (fx, fy) @ _TURN_MAP +
+# _TURN_VERTICAL is [[fx, -fy, 0], [fy, fx, 0], [0, 0, 1]]
+_TURN_MAP = np.array([[1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0], [0.0, -1.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0]])
+_TURN_VERTICAL = np.array([0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0])
 
 # Rows of a tracked array (:func:`tracked_features`), 3-vectors: what the reward's squared-error
 # terms compare, one array per character, so that the simulated and the reference side differ in
@@ -138,12 +140,8 @@ def heading_turn(xmat: np.ndarray) -> np.ndarray:
     """``(N, 3, 3)``: H^T of each character, H its root's heading (a turn about the vertical):
     ``v @ H^T`` turns world row vectors into the heading frame."""
     forward = xmat[:, 1, :2, 0]  # the root's forward axis, horizontal part
-    turn = np.zeros((len(xmat), 3, 3))
-    block = forward[:, _TURN_ENTRIES] * _TURN_SIGNS
-    block /= np.hypot(forward[:, 0], forward[:, 1])[:, None, None]
-    turn[:, :2, :2] = block
-    turn[:, 2, 2] = 1.0
-    return turn
+    unit = forward / np.hypot(forward[:, 0], forward[:, 1])[:, None]
+    return (unit @ _TURN_MAP + _TURN_VERTICAL).reshape(len(xmat), 3, 3)
 
 
 def tracked_features(skeleton: Skeleton, state: SimState, turned: np.ndarray) -> np.ndarray:
