@@ -24,6 +24,7 @@ import platform
 import statistics
 import sys
 import time
+import timeit
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +35,14 @@ import mujoco
 import numpy as np
 
 import envs  # noqa: F401  (registers the ids)
-from envs.mimic.env import HumanoidMimicEnv, ReferencePolicy, ended_in_fall
+from envs.mimic import features
+from envs.mimic.env import (
+    HumanoidMimicEnv,
+    ReferencePolicy,
+    _positions_velocities_contacts,
+    ended_in_fall,
+    step_features,
+)
 from envs.mimic.mocap import available_clips
 
 
@@ -147,6 +155,50 @@ def vector_speed(n_envs: int, steps: int, rounds: int) -> dict[str, Any]:
     }
 
 
+def step_profile(env: HumanoidMimicEnv, steady_steps_per_s: float) -> dict[str, float]:
+    """Microseconds per steady-state step of each part of ``step()``, each part timed alone at a
+    state 2 s into the walk (best of 7 repeats, so a busy machine inflates them less than the
+    whole step); ``other`` is the whole step (from ``steady_steps_per_s``) less the parts: action
+    checks, the divergence test, the info dict, Python calls between the parts."""
+    env.reset(seed=0, options={"phase": 0.0})
+    for k in range(60):
+        env.step(env.targets_to_action(env.reference_qpos((k + 1) * env.dt)[7:]))
+    m, d, track = env.model, env.data, env._track
+    qpos, qvel, ctrl = d.qpos.copy(), d.qvel.copy(), d.ctrl.copy()
+
+    def physics() -> None:
+        d.qpos[:], d.qvel[:], d.ctrl[:] = qpos, qvel, ctrl
+        mujoco.mj_step(m, d, env.n_substeps)
+
+    def features_of_this_step() -> None:
+        track._next = max(track._next - 1, 0)  # the same reference row again
+        step_features([env])
+
+    def best(fn: Any, number: int) -> float:
+        return min(timeit.repeat(fn, number=number, repeat=7)) / number * 1e6
+
+    parts = {"mj_step": best(physics, 100)}
+    d.qpos[:], d.qvel[:] = qpos, qvel
+    _positions_velocities_contacts(m, d)
+    parts["positions_velocities_contacts"] = best(lambda: _positions_velocities_contacts(m, d), 2000)
+    parts["reward_and_observation"] = best(features_of_this_step, 1000)
+    state = features.sim_state([d], env._root)
+    turned = features.heading_frame_rows(state)
+    ref = track.rows(0)
+    shift = env._ref_shift[None]
+    detail = {
+        "heading_frame_rows": best(lambda: features.heading_frame_rows(state), 1000),
+        "imitation_reward": best(lambda: features.imitation_reward(env._skeleton, env._reward_weights, state,
+                                                                   turned, ref, shift), 1000),
+    }
+    times = env._t + env.dt * np.arange(64)
+    parts["reference_rows_ahead"] = best(lambda: track._compute(times), 10) / 64  # a batch of 64, per row
+    step_us = 1e6 / steady_steps_per_s
+    result = {"step": step_us, **parts, "other": step_us - sum(parts.values()),
+              **{f"of_which_{k}": v for k, v in detail.items()}}
+    return {k: round(v, 1) for k, v in result.items()}
+
+
 def reference_baseline(clip: str, episodes: int) -> dict[str, float]:
     env = HumanoidMimicEnv(motion=clip)
     policy = ReferencePolicy(env)
@@ -223,6 +275,7 @@ def main(argv: list[str] | None = None) -> int:
                     statistics.median(s / p for s, p in zip(steady_rates, steady_physics, strict=True)), 3),
                 "ratio_per_simulated_second": round(statistics.median(
                     s * ours.dt / (t * theirs.dt) for s, t in zip(steady_rates, their_rates, strict=True)), 3),
+                "microseconds_per_step": step_profile(steady, statistics.median(steady_rates)),
             },
             "rounds": args.rounds,
             "control_hz": round(1 / ours.dt),
