@@ -30,9 +30,8 @@ from envs.mimic.reference import ReferenceTrack, kinematics
 from envs.protocol import ActionKind
 
 # MuJoCo resets the simulation (and counts one of these) when it becomes unstable.
-_INSTABILITY_WARNINGS = np.array([
-    mujoco.mjtWarning.mjWARN_BADQPOS, mujoco.mjtWarning.mjWARN_BADQVEL, mujoco.mjtWarning.mjWARN_BADQACC,
-], dtype=np.intp)
+_INSTABILITY_WARNINGS = tuple(int(w) for w in (
+    mujoco.mjtWarning.mjWARN_BADQPOS, mujoco.mjtWarning.mjWARN_BADQVEL, mujoco.mjtWarning.mjWARN_BADQACC))
 
 # DeepMimic's fall-contact bodies (a contact with the ground ends the episode), from the
 # --fall_contact_bodies / --enable_char_contact_fall lines of its args/train_humanoid3d_<clip>_args.txt;
@@ -483,10 +482,10 @@ class HumanoidMimicEnv(gym.Env):
         m, d = self.model, self.data
         d.ctrl[:] = self.action_to_targets(a)
         warnings = self._warning_counts
-        bad_before = warnings[_INSTABILITY_WARNINGS].sum()
+        bad_before = sum(int(warnings[w]) for w in _INSTABILITY_WARNINGS)  # (Python ints: cheaper than numpy here)
         mujoco.mj_step(m, d, self.n_substeps)
         t_before, self._t = self._t, self._t + self.dt
-        diverged = (warnings[_INSTABILITY_WARNINGS].sum() > bad_before
+        diverged = (sum(int(warnings[w]) for w in _INSTABILITY_WARNINGS) > bad_before
                     or not math.isfinite(d.qpos @ d.qpos + d.qvel @ d.qvel))
         if diverged:
             # MuJoCo has already reset the state; keep the observation meaningful and finite
