@@ -416,15 +416,32 @@ def finish_run(run_path: Path, evaluate_after: bool = True, quiet: bool = False)
     return 0
 
 
-def resume(run_path: str | Path, evaluate_after: bool = True) -> int:
+# What --set may change on --resume: keys that only say when a run stops (no schedule, batch or
+# model depends on them), so the resumed run is the same run with a longer budget.
+RESUME_BUDGET_KEYS = ("total_steps", "max_minutes")
+
+
+def resume(run_path: str | Path, evaluate_after: bool = True, budget: dict[str, Any] | None = None) -> int:
     """Continue the run in ``run_path`` from its newest intact checkpoint (or start it over when
-    it has none), or finish the evaluation of a run that has ``final/``."""
+    it has none), or finish the evaluation of a run that has ``final/``. ``budget``: new values of
+    :data:`RESUME_BUDGET_KEYS` (its ``config.yaml`` is rewritten with them)."""
     run_path = Path(run_path)
+    budget = dict(budget or {})
+    for name in NAMES:  # trpo.max_minutes=... spells the same key
+        if isinstance(budget.get(name), dict):
+            budget.update(budget.pop(name))
     try:
         read_run_config(run_path)
+        other = sorted(set(budget) - set(RESUME_BUDGET_KEYS))
+        if other:
+            raise ConfigError(f"--resume continues a run with its own config; --set may change only its budget "
+                              f"({', '.join(RESUME_BUDGET_KEYS)}), not {', '.join(other)}")
         if (run_path / "final").is_dir():
+            if budget:
+                raise ConfigError(f"{run_path} already finished (final/ exists): its budget cannot be extended; "
+                                  f"start a new run from it with --init {run_path / 'final'}")
             return finish_run(run_path, evaluate_after)
-        resolved = resolve_config(run_path / "config.yaml", {"run_dir": str(run_path)})
+        resolved = resolve_config(run_path / "config.yaml", {"run_dir": str(run_path)}, budget)
     except ERRORS as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -468,6 +485,7 @@ def build_parser() -> argparse.ArgumentParser:
         "  python -m agents.train --config configs/mimic_walk_sft.yaml         # BC from mocap, ~3 min on 2 cores",
         "  python -m agents.train --config configs/mimic_walk_trpo.yaml --init runs/<bc-run>/final --set max_minutes=30",
         "  python -m agents.train --resume runs/Wordle-v0__sft__0__20260101-120000",
+        "  python -m agents.train --resume runs/<trpo-run> --set max_minutes=90       # a longer budget",
     ]
     parser = argparse.ArgumentParser(
         prog="python -m agents.train", description="Train an agent on an env, then evaluate it.",
@@ -483,8 +501,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if available)")
     parser.add_argument("--run-dir", default=None, metavar="DIR", help="run folder (default: runs/<env>__<agent>__<seed>__<time>)")
     parser.add_argument("--resume", default=None, metavar="RUN_DIR",
-                        help="continue an interrupted run from its last intact checkpoint (a finished run whose "
-                             "final evaluation was cut short is evaluated)")
+                        help="continue an interrupted run from its last intact checkpoint with its own config "
+                             "(a finished run whose final evaluation was cut short is evaluated); --set "
+                             "total_steps=N / max_minutes=M extends its budget")
     parser.add_argument("--overwrite", action="store_true",
                         help="delete what --run-dir holds and start over (by default a folder that holds a run "
                              "is refused)")
@@ -498,6 +517,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--no-eval", action="store_true", help="skip the final evaluation")
     return parser
 
+
+# Flags that describe a new run; a resumed run has its own config.yaml.
+RESUME_EXCLUSIVE = ("env", "agent", "config", "model", "env_kwargs", "init", "seed", "device", "run_dir", "data",
+                    "rl_log")
 
 # Flags that each set one key of the agent's section (as --set key=... would).
 AGENT_FLAGS = {"data": "--data", "rl_log": "--rl-log"}
@@ -535,7 +558,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         # Every path that may have joined a process group leaves it: a gloo group still alive at
         # interpreter exit aborts the process ("terminate called without an active exception").
         if args.resume:
-            return resume(args.resume, evaluate_after=not args.no_eval)
+            given = [f"--{name.replace('_', '-')}" for name in RESUME_EXCLUSIVE if getattr(args, name) is not None]
+            if given:
+                print(f"error: --resume continues a run with its own config.yaml; {', '.join(given)} cannot change "
+                      f"it (--set may extend its budget: {', '.join(RESUME_BUDGET_KEYS)})", file=sys.stderr)
+                return 2
+            try:
+                budget = parse_overrides(args.set or [])
+            except ERRORS as err:
+                print(f"error: {err}", file=sys.stderr)
+                return 2
+            return resume(args.resume, evaluate_after=not args.no_eval, budget=budget)
         try:
             resolved = resolve_args(args)
         except ERRORS as err:

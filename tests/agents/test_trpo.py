@@ -317,6 +317,30 @@ def test_train_cli_runs_trpo_from_scratch_then_from_its_checkpoint(tmp_path, cap
     assert "needs Box" in capsys.readouterr().err
 
 
+def test_resume_with_a_longer_budget_is_the_run_with_that_budget(tmp_path, capsys) -> None:
+    from agents.cli.train import main
+
+    tiny = ["--env", "Pendulum-v1", "--agent", "trpo", "--no-eval", "--set", "hidden=[16]", "--set", "critic_hidden=[16]",
+            "--set", "n_envs=2", "--set", "n_steps=100", "--set", "save_every=2"]
+    straight, extended = tmp_path / "straight", tmp_path / "extended"
+    assert main([*tiny, "--run-dir", str(straight), "--set", "total_steps=1200"]) == 0
+    assert main([*tiny, "--run-dir", str(extended), "--set", "total_steps=800"]) == 0
+    shutil.rmtree(extended / "final")  # as if stopped after its step_2 checkpoint
+    capsys.readouterr()
+    for wrong, says in ((["--set", "hidden=[8]"], "only its budget"), (["--env", "CartPole-v1"], "--env cannot change"),
+                        (["--set", "total_steps"], "key=value")):
+        assert main(["--resume", str(extended), *wrong]) == 2
+        assert says in capsys.readouterr().err
+    assert main(["--resume", str(extended), "--no-eval", "--set", "trpo.total_steps=1200"]) == 0
+    assert read_yaml(extended / "config.yaml")["trpo"]["total_steps"] == 1200
+    assert state_equal(GaussianMLPPolicy.load(extended / "final"), GaussianMLPPolicy.load(straight / "final"))
+    iterations = [e.info["iteration"] for e in read_episodes(extended / "episodes.jsonl")]
+    assert iterations == [e.info["iteration"] for e in read_episodes(straight / "episodes.jsonl")]
+    capsys.readouterr()
+    assert main(["--resume", str(extended), "--set", "max_minutes=5"]) == 2  # finished: nothing to extend
+    assert "--init" in capsys.readouterr().err
+
+
 def test_auto_takes_the_envs_own_vector_env_and_trains_as_sync_does(tmp_path) -> None:
     """HumanoidMimic registers a vector env that computes all copies' rewards in one pass: TRPO's
     default (vector_env: auto) takes it, and two iterations train the same policy as over
