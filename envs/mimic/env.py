@@ -88,7 +88,7 @@ def step_features(envs: Sequence[HumanoidMimicEnv]) -> tuple[np.ndarray, np.ndar
     one kind at their current times, in one numpy pass (:mod:`envs.mimic.features`): one env's
     step passes itself, :class:`envs.mimic.vector.HumanoidMimicVectorEnv` all its stepped copies."""
     first = envs[0]
-    state = features.sim_state([env.data for env in envs], first._root)
+    state = first._state if len(envs) == 1 else features.sim_state([env.data for env in envs], first._root)
     rows = [env._track.rows(env._track.index(env._t)) for env in envs]
     ref = rows[0] if len(rows) == 1 else features.ReferenceRows(*map(np.concatenate, zip(*rows, strict=True)))
     shift = first._ref_shift[None] if len(envs) == 1 else np.stack([env._ref_shift for env in envs])
@@ -304,6 +304,10 @@ class HumanoidMimicEnv(gym.Env):
         self._track = ReferenceTrack(m, self.clip, reference_velocity, self.dt, self._qadr, self._dadr)
         self._skeleton = skeleton = self._track.skeleton
         self._root = skeleton.root
+        # views of this env's MjData arrays, made once: MuJoCo never moves them, and a view made per
+        # step costs more than the work on it
+        self._state = features.sim_state([self.data], self._root)
+        self._positions, self._velocities, self._controls = self.data.qpos, self.data.qvel, self.data.ctrl
         # DeepMimic's joint weights in model body order; the welded wrists have no joint: weight 0
         weights = np.array([0.0 if n.endswith("wrist") else ROOT_WEIGHT if n == "root" else JOINTS[joint_kind(n)].weight
                             for n in skeleton.names])
@@ -323,6 +327,7 @@ class HumanoidMimicEnv(gym.Env):
 
         self._t = 0.0
         self._t0 = 0.0
+        self._cycle = 0
         self._ref_shift = np.zeros(2)  # horizontal move of the reference root since reset (sync_root)
         self._mpjpe_sum = 0.0
         self._steps = 0
@@ -398,6 +403,7 @@ class HumanoidMimicEnv(gym.Env):
     def set_state_to_reference(self, t: float) -> None:
         """Put the simulated character exactly in the reference state at clip time ``t``."""
         self._t = float(t)
+        self._cycle = self.clip.cycle(self._t)  # the loop of the clip the reference root was last synced in
         self._ref_shift[:] = 0.0
         j = self._track.index(self._t)  # the episode's first batch of reference times starts here
         self.data.qpos[:], self.data.qvel[:] = self._track.qpos[j], self._track.qvel[j]
@@ -414,7 +420,7 @@ class HumanoidMimicEnv(gym.Env):
 
     def _obs(self) -> np.ndarray:
         """The observation (table in the class docstring)."""
-        turned = features.heading_frame_rows(features.sim_state([self.data], self._root))
+        turned = features.heading_frame_rows(self._state)
         return features.observations(self._obs_order, np.array([self.clip.phase(self._t)]),
                                      self.data.xpos[self._root, 2:3], turned)[0]
 
@@ -480,19 +486,20 @@ class HumanoidMimicEnv(gym.Env):
         date, re-sync the reference root on a new loop. Returns whether the simulation diverged
         (MuJoCo reset it; the reference state replaces it)."""
         m, d = self.model, self.data
-        d.ctrl[:] = self.action_to_targets(a)
+        self._controls[:] = self.action_to_targets(a)
         warnings = self._warning_counts
         bad_before = sum(int(warnings[w]) for w in _INSTABILITY_WARNINGS)  # (Python ints: cheaper than numpy here)
         mujoco.mj_step(m, d, self.n_substeps)
-        t_before, self._t = self._t, self._t + self.dt
+        self._t += self.dt
         diverged = (sum(int(warnings[w]) for w in _INSTABILITY_WARNINGS) > bad_before
-                    or not math.isfinite(d.qpos @ d.qpos + d.qvel @ d.qvel))
+                    or not math.isfinite(self._positions @ self._positions + self._velocities @ self._velocities))
         if diverged:
             # MuJoCo has already reset the state; keep the observation meaningful and finite
             d.qpos[:], d.qvel[:] = self._reference_state(self._t)
         _positions_velocities_contacts(m, d)
-        if self.sync_root and self.clip.cycle(self._t) > self.clip.cycle(t_before):
+        if self.sync_root and self.clip.cycle(self._t) > self._cycle:
             # DeepMimic (sync_char_root_pos): a new loop of the clip starts where the character is
+            self._cycle = self.clip.cycle(self._t)
             self._ref_shift[:] = d.qpos[:2] - self.clip.qpos_at(self._t)[:2]
         return bool(diverged)
 
@@ -532,7 +539,7 @@ class HumanoidMimicEnv(gym.Env):
 
     def _fallen(self) -> bool:
         d = self.data
-        if d.xpos[self._root, 2] < self.min_root_height:
+        if self._state.xpos[0, self._root, 2] < self.min_root_height:
             return True
         return d.ncon > 0 and bool(self._fall_geom[d.contact.geom[: d.ncon]].any())
 
