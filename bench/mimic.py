@@ -24,7 +24,7 @@ import platform
 import statistics
 import sys
 import time
-import timeit
+import types
 from pathlib import Path
 from typing import Any
 
@@ -35,15 +35,11 @@ import mujoco
 import numpy as np
 
 import envs  # noqa: F401  (registers the ids)
+from envs.mimic import env as mimic_env
 from envs.mimic import features
-from envs.mimic.env import (
-    HumanoidMimicEnv,
-    ReferencePolicy,
-    _positions_velocities_contacts,
-    ended_in_fall,
-    step_features,
-)
+from envs.mimic.env import HumanoidMimicEnv, ReferencePolicy, ended_in_fall
 from envs.mimic.mocap import available_clips
+from envs.mimic.reference import ReferenceTrack
 
 
 def steps_per_second(env: gym.Env, steps: int, seed: int) -> float:
@@ -155,48 +151,54 @@ def vector_speed(n_envs: int, steps: int, rounds: int) -> dict[str, Any]:
     }
 
 
-def step_profile(env: HumanoidMimicEnv, steady_steps_per_s: float) -> dict[str, float]:
-    """Microseconds per steady-state step of each part of ``step()``, each part timed alone at a
-    state 2 s into the walk (best of 7 repeats, so a busy machine inflates them less than the
-    whole step); ``other`` is the whole step (from ``steady_steps_per_s``) less the parts: action
-    checks, the divergence test, the info dict, Python calls between the parts."""
-    env.reset(seed=0, options={"phase": 0.0})
-    for k in range(60):
-        env.step(env.targets_to_action(env.reference_qpos((k + 1) * env.dt)[7:]))
-    m, d, track = env.model, env.data, env._track
-    qpos, qvel, ctrl = d.qpos.copy(), d.qvel.copy(), d.ctrl.copy()
+def step_profile(steps: int) -> dict[str, float]:
+    """Microseconds per step of each part of a steady-state ``step()`` (the walk on the reference's
+    PD targets, early termination off), timed where it runs: ``perf_counter`` around each part
+    during whole episodes, after one episode of warm-up, so the parts add up to the step (each
+    wrapper adds about 0.2 us). Timing a part alone in a loop finds it 2-3x cheaper: right after
+    ``mj_step`` the interpreter's and numpy's code and data are out of the CPU caches."""
+    clock = time.perf_counter
+    totals: dict[str, float] = {}
 
-    def physics() -> None:
-        d.qpos[:], d.qvel[:], d.ctrl[:] = qpos, qvel, ctrl
-        mujoco.mj_step(m, d, env.n_substeps)
+    def timed(key: str, fn: Any) -> Any:
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            start = clock()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                totals[key] = totals.get(key, 0.0) + clock() - start
+        return wrapper
 
-    def features_of_this_step() -> None:
-        track._next = max(track._next - 1, 0)  # the same reference row again
-        step_features([env])
-
-    def best(fn: Any, number: int) -> float:
-        return min(timeit.repeat(fn, number=number, repeat=7)) / number * 1e6
-
-    parts = {"mj_step": best(physics, 100)}
-    d.qpos[:], d.qvel[:] = qpos, qvel
-    _positions_velocities_contacts(m, d)
-    parts["positions_velocities_contacts"] = best(lambda: _positions_velocities_contacts(m, d), 2000)
-    parts["reward_and_observation"] = best(features_of_this_step, 1000)
-    state = features.sim_state([d], env._root)
-    turned = features.heading_frame_rows(state)
-    ref = track.rows(0)
-    shift = env._ref_shift[None]
-    detail = {
-        "heading_frame_rows": best(lambda: features.heading_frame_rows(state), 1000),
-        "imitation_reward": best(lambda: features.imitation_reward(env._skeleton, env._reward_weights, state,
-                                                                   turned, ref, shift), 1000),
-    }
-    times = env._t + env.dt * np.arange(64)
-    parts["reference_rows_ahead"] = best(lambda: track._compute(times), 10) / 64  # a batch of 64, per row
-    step_us = 1e6 / steady_steps_per_s
-    result = {"step": step_us, **parts, "other": step_us - sum(parts.values()),
-              **{f"of_which_{k}": v for k, v in detail.items()}}
-    return {k: round(v, 1) for k, v in result.items()}
+    patches = [(mimic_env, "mujoco", types.SimpleNamespace(**{**vars(mujoco), "mj_step": timed("mj_step", mujoco.mj_step)})),
+               (mimic_env, "_positions_velocities_contacts", None), (mimic_env, "step_features", None),
+               (features, "heading_frame_rows", None), (features, "imitation_reward", None),
+               (features, "observations", None), (ReferenceTrack, "_compute", None)]
+    saved = [(owner, name, getattr(owner, name)) for owner, name, _ in patches]
+    env = HumanoidMimicEnv(motion="walk", early_termination=False)
+    actions = [env.targets_to_action(env.reference_qpos((k + 1) * env.dt)[7:]) for k in range(steps)]
+    try:
+        for owner, name, replacement in patches:
+            setattr(owner, name, replacement or timed(name.strip("_"), getattr(owner, name)))
+        step = timed("step", env.step)
+        for episode in range(2):
+            if episode == 1:
+                totals.clear()
+            env.reset(seed=0, options={"phase": 0.0})
+            for action in actions:
+                step(action)
+    finally:
+        for owner, name, original in saved:
+            setattr(owner, name, original)
+    parts = {k: v / steps * 1e6 for k, v in totals.items()}
+    # step_features holds the reward, heading rows, observation and the reference rows computed ahead
+    inside = ("heading_frame_rows", "imitation_reward", "observations", "compute")
+    parts["step_features_rest"] = parts.pop("step_features") - sum(parts.get(k, 0.0) for k in inside)
+    parts["reference_rows_ahead"] = parts.pop("compute", 0.0)
+    parts["other"] = parts["step"] - sum(v for k, v in parts.items() if k != "step")
+    ordered = {"step": parts.pop("step"), "mj_step_share": parts["mj_step"] / (parts["mj_step"] + sum(
+        v for k, v in parts.items() if k != "mj_step"))}
+    ordered.update(sorted(parts.items(), key=lambda kv: -kv[1]))
+    return {k: round(v, 3 if k == "mj_step_share" else 1) for k, v in ordered.items()}
 
 
 def reference_baseline(clip: str, episodes: int) -> dict[str, float]:
@@ -275,7 +277,7 @@ def main(argv: list[str] | None = None) -> int:
                     statistics.median(s / p for s, p in zip(steady_rates, steady_physics, strict=True)), 3),
                 "ratio_per_simulated_second": round(statistics.median(
                     s * ours.dt / (t * theirs.dt) for s, t in zip(steady_rates, their_rates, strict=True)), 3),
-                "microseconds_per_step": step_profile(steady, statistics.median(steady_rates)),
+                "microseconds_per_step": step_profile(args.steps),
             },
             "rounds": args.rounds,
             "control_hz": round(1 / ours.dt),
