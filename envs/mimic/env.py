@@ -284,7 +284,6 @@ class HumanoidMimicEnv(gym.Env):
         self.early_termination = early_termination
         self.model = _model(physics_hz)
         self.data = mujoco.MjData(self.model)
-        self._warning_counts = self.data.warning.number  # a view of MuJoCo's counters (made once: cheaper)
         self._ref_data = mujoco.MjData(self.model)  # read through ref_data, brought up to date then
         self._ref_data_time: tuple[float, float, float] | None = None
         self.n_substeps = physics_hz // CONTROL_HZ
@@ -304,10 +303,7 @@ class HumanoidMimicEnv(gym.Env):
         self._track = ReferenceTrack(m, self.clip, reference_velocity, self.dt, self._qadr, self._dadr)
         self._skeleton = skeleton = self._track.skeleton
         self._root = skeleton.root
-        # views of this env's MjData arrays, made once: MuJoCo never moves them, and a view made per
-        # step costs more than the work on it
-        self._state = features.sim_state([self.data], self._root)
-        self._positions, self._velocities, self._controls = self.data.qpos, self.data.qvel, self.data.ctrl
+        self._bind_data_views()
         # DeepMimic's joint weights in model body order; the welded wrists have no joint: weight 0
         weights = np.array([0.0 if n.endswith("wrist") else ROOT_WEIGHT if n == "root" else JOINTS[joint_kind(n)].weight
                             for n in skeleton.names])
@@ -333,6 +329,23 @@ class HumanoidMimicEnv(gym.Env):
         self._steps = 0
         self._episode: Literal["not started", "running", "ended"] = "not started"
         self._renderer: mujoco.Renderer | None = None
+
+    # Views of this env's MjData arrays, made once: MuJoCo never moves them, and a view made per
+    # step costs more than the work on it. A copy or unpickled env gets views of its own data.
+    _DATA_VIEWS = ("_state", "_positions", "_velocities", "_controls", "_warning_counts")
+
+    def _bind_data_views(self) -> None:
+        d = self.data
+        self._state = features.sim_state([d], self._root)
+        self._positions, self._velocities, self._controls = d.qpos, d.qvel, d.ctrl
+        self._warning_counts = d.warning.number
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if k not in self._DATA_VIEWS}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._bind_data_views()
 
     # ------------------------------------------------------------------ reference
 

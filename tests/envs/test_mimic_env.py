@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import copy
 import json
+import pickle
 import re
 import subprocess
 import sys
@@ -84,6 +86,26 @@ def test_spaces_observation_and_info(walk):
     assert info["time_alive"] == pytest.approx(1 / 30)
     assert info["episode_mpjpe_mm"] == pytest.approx(info["mpjpe_mm"])
     assert obs[0] == pytest.approx((0.25 + (1 / 30) / walk.clip.duration) % 1.0, abs=1e-5)
+
+
+@pytest.mark.parametrize("duplicate", [copy.deepcopy, lambda env: pickle.loads(pickle.dumps(env))],
+                         ids=["deepcopy", "pickle"])
+def test_a_copied_env_steps_on_its_own_simulation(duplicate):
+    # the env keeps views of its MjData arrays: a copy must read its own data, not stale copies
+    env = HumanoidMimicEnv(motion="walk")
+    env.reset(seed=0)
+    rng = np.random.default_rng(0)
+    for _ in range(3):
+        env.step(rng.uniform(-0.2, 0.2, 28))
+    twin = duplicate(env)
+    for _ in range(3):
+        action = rng.uniform(-0.2, 0.2, 28)
+        ours, theirs = env.step(action), twin.step(action)
+        np.testing.assert_array_equal(ours[0], theirs[0])
+        assert ours[1] == theirs[1]
+    twin.step(rng.uniform(-1, 1, 28))  # moving the copy leaves the original where it was
+    assert not np.array_equal(twin.data.qpos, env.data.qpos)
+    np.testing.assert_array_equal(env._state.xpos[0], env.data.xpos)
 
 
 def test_actions_are_clipped_and_nan_is_rejected(walk):
