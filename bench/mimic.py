@@ -195,8 +195,8 @@ def step_profile(steps: int) -> dict[str, float]:
     parts["step_features_rest"] = parts.pop("step_features") - sum(parts.get(k, 0.0) for k in inside)
     parts["reference_rows_ahead"] = parts.pop("compute", 0.0)
     parts["other"] = parts["step"] - sum(v for k, v in parts.items() if k != "step")
-    ordered = {"step": parts.pop("step"), "mj_step_share": parts["mj_step"] / (parts["mj_step"] + sum(
-        v for k, v in parts.items() if k != "mj_step"))}
+    step = parts.pop("step")
+    ordered = {"step": step, "mj_step_share": parts["mj_step"] / step}
     ordered.update(sorted(parts.items(), key=lambda kv: -kv[1]))
     return {k: round(v, 3 if k == "mj_step_share" else 1) for k, v in ordered.items()}
 

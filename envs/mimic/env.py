@@ -435,7 +435,7 @@ class HumanoidMimicEnv(gym.Env):
         """The observation (table in the class docstring)."""
         turned = features.heading_frame_rows(self._state)
         return features.observations(self._obs_order, np.array([self.clip.phase(self._t)]),
-                                     self.data.xpos[self._root, 2:3], turned)[0]
+                                     self._state.xpos[:, self._root, 2], turned)[0]
 
     # ------------------------------------------------------------------ gym API
 

@@ -137,19 +137,11 @@ def euler_to_quat(angles: np.ndarray, axes: str) -> np.ndarray:
 
 
 def quat_to_matrix(q: np.ndarray) -> np.ndarray:
+    """Rotation matrices of quaternions (normalised first): each entry a quadratic form of q
+    (:data:`_R_FORMS_FLAT`), so a batch is one outer product and one matrix product."""
     q = quat_normalize(q)
-    w, x, y, z = q[..., 0], q[..., 1], q[..., 2], q[..., 3]
-    r = np.empty((*q.shape[:-1], 3, 3))
-    r[..., 0, 0] = 1 - 2 * (y * y + z * z)
-    r[..., 0, 1] = 2 * (x * y - w * z)
-    r[..., 0, 2] = 2 * (x * z + w * y)
-    r[..., 1, 0] = 2 * (x * y + w * z)
-    r[..., 1, 1] = 1 - 2 * (x * x + z * z)
-    r[..., 1, 2] = 2 * (y * z - w * x)
-    r[..., 2, 0] = 2 * (x * z - w * y)
-    r[..., 2, 1] = 2 * (y * z + w * x)
-    r[..., 2, 2] = 1 - 2 * (x * x + y * y)
-    return r
+    outer = (q[..., :, None] * q[..., None, :]).reshape(*q.shape[:-1], 16)
+    return (outer @ _R_FORMS_FLAT).reshape(*q.shape[:-1], 3, 3)
 
 
 def _euler_indices(axes: Sequence[str]) -> tuple[np.ndarray, ...]:
@@ -564,9 +556,7 @@ class Clip:
             qvel = np.empty((n, self.interval_qvel.shape[1]))
             qvel[:, :3] = vel[:, :3]
             # MuJoCo's free joint takes its angular velocity in the body frame: R^T w
-            root = quats[:, 0]
-            rotation = ((root[:, :, None] * root[:, None, :]).reshape(n, 16) @ _R_FORMS_FLAT).reshape(n, 3, 3)
-            qvel[:, 3:6] = np.matmul(vel[:, None, 3:6], rotation)[:, 0]
+            qvel[:, 3:6] = np.matmul(vel[:, None, 3:6], quat_to_matrix(quats[:, 0]))[:, 0]
             qvel[:, self._sph_cols - 1] = self._euler_jacobian.rates(
                 qpos[:, self._sph_cols], vel[:, 6:30].reshape(n, -1, 3))
             qvel[:, self._hinge_cols - 1] = vel[:, 30:]
