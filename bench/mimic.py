@@ -171,8 +171,8 @@ def step_profile(steps: int) -> dict[str, float]:
 
     patches = [(mimic_env, "mujoco", types.SimpleNamespace(**{**vars(mujoco), "mj_step": timed("mj_step", mujoco.mj_step)})),
                (mimic_env, "_positions_velocities_contacts", None), (mimic_env, "step_features", None),
-               (features, "heading_frame_rows", None), (features, "imitation_reward", None),
-               (features, "observations", None), (ReferenceTrack, "_compute", None)]
+               (features, "observations", None), (features, "imitation_reward", None),
+               (ReferenceTrack, "_compute", None)]
     saved = [(owner, name, getattr(owner, name)) for owner, name, _ in patches]
     env = HumanoidMimicEnv(motion="walk", early_termination=False)
     actions = [env.targets_to_action(env.reference_qpos((k + 1) * env.dt)[7:]) for k in range(steps)]
@@ -190,8 +190,9 @@ def step_profile(steps: int) -> dict[str, float]:
         for owner, name, original in saved:
             setattr(owner, name, original)
     parts = {k: v / steps * 1e6 for k, v in totals.items()}
-    # step_features holds the reward, heading rows, observation and the reference rows computed ahead
-    inside = ("heading_frame_rows", "imitation_reward", "observations", "compute")
+    # step_features holds the observation (with the heading-frame rows), the reward and the
+    # reference rows computed ahead
+    inside = ("observations", "imitation_reward", "compute")
     parts["step_features_rest"] = parts.pop("step_features") - sum(parts.get(k, 0.0) for k in inside)
     parts["reference_rows_ahead"] = parts.pop("compute", 0.0)
     parts["other"] = parts["step"] - sum(v for k, v in parts.items() if k != "step")

@@ -88,15 +88,14 @@ def step_features(envs: Sequence[HumanoidMimicEnv]) -> tuple[np.ndarray, np.ndar
     one kind at their current times, in one numpy pass (:mod:`envs.mimic.features`): one env's
     step passes itself, :class:`envs.mimic.vector.HumanoidMimicVectorEnv` all its stepped copies."""
     first = envs[0]
-    state = first._state if len(envs) == 1 else features.sim_state([env.data for env in envs], first._root)
-    rows = [env._track.rows(env._track.index(env._t)) for env in envs]
-    ref = rows[0] if len(rows) == 1 else features.ReferenceRows(*map(np.concatenate, zip(*rows, strict=True)))
-    shift = first._ref_shift[None] if len(envs) == 1 else np.stack([env._ref_shift for env in envs])
-    turned = features.heading_frame_rows(state)
-    rewards, terms, mpjpe = features.imitation_reward(first._skeleton, first._reward_weights, state, turned, ref,
-                                                       shift)
-    phase = np.array([env.clip.phase(env._t) for env in envs])
-    return features.observations(first._obs_order, phase, state.xpos[:, first._root, 2], turned), rewards, terms, mpjpe
+    if len(envs) == 1:
+        state, ref = first._state, first._track.rows(first._track.index(first._t))
+    else:
+        state = features.sim_state([env.data for env in envs], first._root)
+        rows = [env._track.rows(env._track.index(env._t)) for env in envs]
+        ref = features.ReferenceRows(*map(np.concatenate, zip(*rows, strict=True)))
+    obs, turned = features.observations(first._obs_order, state, [env.clip.phase(env._t) for env in envs])
+    return obs, *features.imitation_reward(first._skeleton, first._reward_weights, state, turned, ref)
 
 
 class HumanoidMimicEnv(gym.Env):
@@ -319,12 +318,12 @@ class HumanoidMimicEnv(gym.Env):
         self.min_root_height = 0.5 * lowest_root if min_root_height is None else float(min_root_height)
 
         self.action_space = spaces.Box(-1.0, 1.0, (len(names),), np.float32)
+        self._action_shape = self.action_space.shape
         self.observation_space = spaces.Box(-np.inf, np.inf, (224,), np.float32)
 
         self._t = 0.0
         self._t0 = 0.0
         self._cycle = 0
-        self._ref_shift = np.zeros(2)  # horizontal move of the reference root since reset (sync_root)
         self._mpjpe_sum = 0.0
         self._steps = 0
         self._episode: Literal["not started", "running", "ended"] = "not started"
@@ -332,12 +331,12 @@ class HumanoidMimicEnv(gym.Env):
 
     # Views of this env's MjData arrays, made once: MuJoCo never moves them, and a view made per
     # step costs more than the work on it. A copy or unpickled env gets views of its own data.
-    _DATA_VIEWS = ("_state", "_positions", "_velocities", "_controls", "_warning_counts")
+    _DATA_VIEWS = ("_state", "_controls", "_warning_counts")
 
     def _bind_data_views(self) -> None:
         d = self.data
         self._state = features.sim_state([d], self._root)
-        self._positions, self._velocities, self._controls = d.qpos, d.qvel, d.ctrl
+        self._controls = d.ctrl
         self._warning_counts = d.warning.number
 
     def __getstate__(self) -> dict[str, Any]:
@@ -395,6 +394,11 @@ class HumanoidMimicEnv(gym.Env):
         """Reference qpos at clip time ``t`` in clip order (root 7, then the 28 hinges)."""
         return self.clip.qpos_at(t)
 
+    @property
+    def _ref_shift(self) -> np.ndarray:
+        """The horizontal move of the reference root since reset (``sync_root``)."""
+        return self._track.root_shift
+
     def _reference_state(self, t: float) -> tuple[np.ndarray, np.ndarray]:
         """The reference's qpos and qvel at time ``t`` in MuJoCo's order, root shift included."""
         qpos, qvel = self._track.model_state([t])
@@ -417,7 +421,7 @@ class HumanoidMimicEnv(gym.Env):
         """Put the simulated character exactly in the reference state at clip time ``t``."""
         self._t = float(t)
         self._cycle = self.clip.cycle(self._t)  # the loop of the clip the reference root was last synced in
-        self._ref_shift[:] = 0.0
+        self._track.shift_root(np.zeros(2))
         j = self._track.index(self._t)  # the episode's first batch of reference times starts here
         self.data.qpos[:], self.data.qvel[:] = self._track.qpos[j], self._track.qvel[j]
         mujoco.mj_forward(self.model, self.data)
@@ -433,9 +437,7 @@ class HumanoidMimicEnv(gym.Env):
 
     def _obs(self) -> np.ndarray:
         """The observation (table in the class docstring)."""
-        turned = features.heading_frame_rows(self._state)
-        return features.observations(self._obs_order, np.array([self.clip.phase(self._t)]),
-                                     self._state.xpos[:, self._root, 2], turned)[0]
+        return features.observations(self._obs_order, self._state, [self.clip.phase(self._t)])[0][0]
 
     # ------------------------------------------------------------------ gym API
 
@@ -459,24 +461,25 @@ class HumanoidMimicEnv(gym.Env):
         self._episode = "running"
         return self._obs(), {"phase": self.clip.phase(self._t), "clip_time": self._t, "time_alive": 0.0}
 
-    def action_to_targets(self, action: np.ndarray) -> np.ndarray:
-        clipped = np.minimum(np.maximum(action, -1.0), 1.0)  # np.clip's dispatch costs more than the work
-        clipped *= self._ctrl_half
-        clipped += self._ctrl_mid
-        return clipped
+    def action_to_targets(self, action: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """PD targets (float64) of actions in [-1, 1] (clipped first), written to ``out`` if given."""
+        targets = np.maximum(action, -1.0, out=out, dtype=np.float64)  # (np.clip's dispatch costs more than the work)
+        np.minimum(targets, 1.0, out=targets)
+        targets *= self._ctrl_half
+        targets += self._ctrl_mid
+        return targets
 
     def targets_to_action(self, targets: np.ndarray) -> np.ndarray:
         return np.clip((targets - self._ctrl_mid) / self._ctrl_half, -1.0, 1.0).astype(np.float32)
 
     def _checked_action(self, action: Any) -> np.ndarray:
         a = np.asarray(action)
-        if a.shape != self.action_space.shape:
+        if a.shape != self._action_shape:
             # no silent flattening: a (2, 14) batch or a transposed column is a caller's bug
             raise ValueError(f"action must have shape {self.action_space.shape} (one PD target per hinge), "
                              f"got {a.shape}")
         if a.dtype.kind not in "fiu":
             raise ValueError(f"action must hold real numbers (a float or integer dtype), got dtype {a.dtype}")
-        a = a.astype(np.float64)
         if not math.isfinite(a @ a):  # (cheaper than isfinite().all(); NaN and inf survive the sum)
             bad = np.flatnonzero(~np.isfinite(a)).tolist()
             if bad:  # else only the square overflowed: huge but real, clipped like any other
@@ -499,13 +502,15 @@ class HumanoidMimicEnv(gym.Env):
         date, re-sync the reference root on a new loop. Returns whether the simulation diverged
         (MuJoCo reset it; the reference state replaces it)."""
         m, d = self.model, self.data
-        self._controls[:] = self.action_to_targets(a)
+        self.action_to_targets(a, out=self._controls)
         warnings = self._warning_counts
         bad_before = sum(int(warnings[w]) for w in _INSTABILITY_WARNINGS)  # (Python ints: cheaper than numpy here)
         mujoco.mj_step(m, d, self.n_substeps)
+        # MuJoCo checks the state each substep starts from; the last one's end, checked the same way
+        mujoco.mj_checkPos(m, d)
+        mujoco.mj_checkVel(m, d)
         self._t += self.dt
-        diverged = (sum(int(warnings[w]) for w in _INSTABILITY_WARNINGS) > bad_before
-                    or not math.isfinite(self._positions @ self._positions + self._velocities @ self._velocities))
+        diverged = sum(int(warnings[w]) for w in _INSTABILITY_WARNINGS) > bad_before
         if diverged:
             # MuJoCo has already reset the state; keep the observation meaningful and finite
             d.qpos[:], d.qvel[:] = self._reference_state(self._t)
@@ -513,7 +518,8 @@ class HumanoidMimicEnv(gym.Env):
         if self.sync_root and self.clip.cycle(self._t) > self._cycle:
             # DeepMimic (sync_char_root_pos): a new loop of the clip starts where the character is
             self._cycle = self.clip.cycle(self._t)
-            self._ref_shift[:] = d.qpos[:2] - self.clip.qpos_at(self._t)[:2]
+            j = self._track.index(self._t)  # (first: it may compute a new batch of rows)
+            self._track.shift_root(d.qpos[:2] - self._track.qpos[j, :2])
         return bool(diverged)
 
     def _conclude(self, reward: float, term_values: np.ndarray, mpjpe: float, diverged: bool,

@@ -9,6 +9,7 @@ of ``N`` costs about what one character does. Per-body arrays are in MuJoCo's bo
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import NamedTuple
 
@@ -16,6 +17,7 @@ import mujoco
 import numpy as np
 
 from envs.mimic.humanoid import BODY_NAMES, END_EFFECTORS
+from envs.mimic.mocap import quat_conj, quat_mul
 
 # DeepMimic's imitation reward (released code): term -> (weight, error scale).
 REWARD_TERMS: dict[str, tuple[float, float]] = {
@@ -28,16 +30,17 @@ REWARD_TERMS: dict[str, tuple[float, float]] = {
 REWARD_WEIGHTS = np.array([w for w, _ in REWARD_TERMS.values()])
 REWARD_SCALES = np.array([k for _, k in REWARD_TERMS.values()])
 
-# Rows of heading_frame_rows per character: positions, forward/up axes (interleaved), linear and
-# angular velocities of the 15 bodies.
+# Rows of a character's heading-frame rows (:func:`observations`): positions, forward/up axes
+# (interleaved), linear and angular velocities of the 15 bodies.
 POSITIONS, AXES, LINEAR, ANGULAR, ROWS = 0, 15, 45, 60, 75
 OBS_DIM = 2 + 3 * 14 + 6 * 15 + 3 * 15 + 3 * 15
-# (x, y, z, x, y): a x b = a5[1:4] b5[2:5] - a5[2:5] b5[1:4], views of one gather each
-_WRAP = np.array([0, 1, 2, 0, 1])
-# the heading turn, row-major, from the root's unit forward axis (fx, fy): (fx, fy) @ _TURN_MAP +
-# _TURN_VERTICAL is [[fx, -fy, 0], [fy, fx, 0], [0, 0, 1]]
-_TURN_MAP = np.array([[1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0], [0.0, -1.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0]])
-_TURN_VERTICAL = np.array([0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0])
+# a x b = (a b^T).ravel() @ _CROSS (the Levi-Civita symbol): a batch of cross products in two calls
+_CROSS = np.zeros((9, 3))
+for _i, _j, _k in ((0, 1, 2), (1, 2, 0), (2, 0, 1)):
+    _CROSS[3 * _i + _j, _k], _CROSS[3 * _j + _i, _k] = 1.0, -1.0
+# q -> the 4x4 matrix of p -> p * q (right multiplication by q): entry [r, c] is sign * q[index]
+_RIGHT_MUL_INDEX = np.array([0, 1, 2, 3, 1, 0, 3, 2, 2, 3, 0, 1, 3, 2, 1, 0])
+_RIGHT_MUL_SIGN = np.array([1, -1, -1, -1, 1, 1, 1, -1, 1, -1, 1, 1, 1, 1, -1, 1], dtype=float)
 
 # Rows of a tracked array (:func:`tracked_features`), 3-vectors: what the reward's squared-error
 # terms compare, one array per character, so that the simulated and the reference side differ in
@@ -50,6 +53,9 @@ TRACKED: dict[str, slice] = {
     "com_velocity": slice(35, 36),
 }
 TRACKED_ROWS = 36
+# the reward's error inputs per character: the squared tracked differences (flattened), then the
+# squared half-angles between the simulated and the reference local rotations of the 15 bodies
+ERROR_INPUTS = 3 * TRACKED_ROWS + 15
 
 
 class Skeleton:
@@ -65,32 +71,34 @@ class Skeleton:
         self.names = names
         self.root = 1
         self.parent = model.body_parentid[1:].copy()  # the root's parent is the world: identity, at rest
+        # omega_child - omega_parent of every body is this (15, nbody) matrix times all bodies' omega
+        self.relative = np.zeros((len(names), model.nbody))
+        self.relative[np.arange(len(names)), np.arange(1, model.nbody)] = 1.0
+        self.relative[np.arange(len(names)), self.parent] -= 1.0
         self.end_effector = np.array([names.index(n) for n in END_EFFECTORS])  # rows of a per-body result
         self.order = np.array([names.index(n) for n in BODY_NAMES])  # rows in BODY_NAMES order
 
-    def local_rotations(self, xmat: np.ndarray) -> np.ndarray:
-        """R_parent^T R_child of every body (the root's: its world rotation; a welded wrist's: constant)."""
-        return np.matmul(np.swapaxes(xmat[..., self.parent, :, :], -1, -2), xmat[..., 1:, :, :])
+    def local_quaternions(self, xquat: np.ndarray) -> np.ndarray:
+        """conj(q_parent) q_child of every body (the root's: its world rotation)."""
+        return quat_mul(quat_conj(xquat[..., self.parent, :]), xquat[..., 1:, :])
 
-    def local_angular_velocities(self, xmat: np.ndarray, cvel: np.ndarray, out: np.ndarray | None = None,
-                                 ) -> np.ndarray:
-        """Angular velocity of every body relative to its parent, in the body's frame (the root's:
-        world angular velocity, world frame); ``out``: where to write them, ``(..., 15, 3)``."""
-        omega = cvel[..., :3]
-        relative = omega[..., 1:, :] - omega[..., self.parent, :]
-        local = np.matmul(relative[..., None, :], xmat[..., 1:, :, :],
-                          out=None if out is None else out[..., None, :])[..., 0, :]
-        local[..., 0, :] = relative[..., 0, :]
-        return local
+    def local_angular_velocities(self, xmat: np.ndarray, cvel: np.ndarray, out: np.ndarray) -> None:
+        """Writes the angular velocity of every body relative to its parent, in the body's frame
+        (the root's: world angular velocity, world frame) to ``out`` ``(..., 15, 3)``."""
+        relative = np.matmul(self.relative, cvel[..., :3])
+        np.matmul(relative[..., None, :], xmat[..., 1:, :, :], out=out[..., None, :])
+        out[..., 0, :] = relative[..., 0, :]
 
 
 class SimState(NamedTuple):
     """What the reward and observation read of ``N`` simulated characters (MuJoCo's arrays after
-    kinematics, stacked): ``xpos (N, nbody, 3)``, ``xmat (N, nbody, 3, 3)``, ``cvel (N, nbody, 6)``,
-    and the root's ``subtree_com``, ``subtree_linvel`` and ``qvel[:3]``, each ``(N, 3)``."""
+    kinematics, stacked): ``xpos (N, nbody, 3)``, ``xmat (N, nbody, 3, 3)``, ``xquat (N, nbody, 4)``,
+    ``cvel (N, nbody, 6)``, and the root's ``subtree_com``, ``subtree_linvel`` and ``qvel[:3]``,
+    each ``(N, 3)``."""
 
     xpos: np.ndarray
     xmat: np.ndarray
+    xquat: np.ndarray
     cvel: np.ndarray
     com: np.ndarray
     com_velocity: np.ndarray
@@ -99,9 +107,9 @@ class SimState(NamedTuple):
 
 class ReferenceRows(NamedTuple):
     """The reference's reward features at ``N`` times (:meth:`ReferenceTrack.rows`, or one row of
-    each of ``N`` tracks stacked), positions unshifted."""
+    each of ``N`` tracks stacked), positions shifted by the env's ``sync_root``."""
 
-    local_rotations: np.ndarray  # (N, 15, 3, 3)
+    pose_forms: np.ndarray  # (N, 15, 4, 4): of each body's local rotation r, the matrix of p -> p r
     tracked: np.ndarray  # (N, TRACKED_ROWS, 3): tracked_features of the reference character
 
 
@@ -109,66 +117,82 @@ def sim_state(datas: Sequence[mujoco.MjData], root: int) -> SimState:
     """The arrays of the characters in ``datas`` (after kinematics): views for one, stacked for several."""
     if len(datas) == 1:
         d = datas[0]
-        return SimState(d.xpos[None], d.xmat.reshape(1, -1, 3, 3), d.cvel[None], d.subtree_com[root:root + 1],
-                        d.subtree_linvel[root:root + 1], d.qvel[None, :3])
+        return SimState(d.xpos[None], d.xmat.reshape(1, -1, 3, 3), d.xquat[None], d.cvel[None],
+                        d.subtree_com[root:root + 1], d.subtree_linvel[root:root + 1], d.qvel[None, :3])
     return SimState(np.stack([d.xpos for d in datas]), np.stack([d.xmat for d in datas]).reshape(len(datas), -1, 3, 3),
-                    np.stack([d.cvel for d in datas]), np.stack([d.subtree_com[root] for d in datas]),
-                    np.stack([d.subtree_linvel[root] for d in datas]), np.stack([d.qvel[:3] for d in datas]))
+                    np.stack([d.xquat for d in datas]), np.stack([d.cvel for d in datas]),
+                    np.stack([d.subtree_com[root] for d in datas]), np.stack([d.subtree_linvel[root] for d in datas]),
+                    np.stack([d.qvel[:3] for d in datas]))
 
 
-def heading_frame_rows(state: SimState) -> np.ndarray:
-    """``(N, 75, 3)``: each character in its root's heading frame (the world turned about the
-    vertical by the root's heading, centred on the root): positions relative to the root, forward
-    and up axes, linear velocities of the body origins, angular velocities."""
+def observations(order: np.ndarray, state: SimState, phase: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
+    """``(N, 224)`` float32 observations (table in :class:`~envs.mimic.env.HumanoidMimicEnv`) and
+    the heading-frame rows ``(N, 75, 3)`` they hold: each character in its root's heading frame
+    (the world turned about the vertical by the root's heading, centred on the root), positions
+    relative to the root, forward and up axes, linear velocities of the body origins, angular
+    velocities. ``order``: :func:`observation_order`'s; ``phase``: one per character."""
     xpos, xmat, cvel = state.xpos, state.xmat, state.cvel
     n = len(xpos)
-    rows = np.empty((n, ROWS, 3))
-    np.subtract(xpos[:, 1:], xpos[:, 1:2], out=rows[:, POSITIONS:AXES])
-    rows[:, AXES:LINEAR:2] = xmat[:, 1:, :, 0]  # the rotation's first column: the forward axis
-    rows[:, AXES + 1:LINEAR:2] = xmat[:, 1:, :, 2]  # its third: the up axis
-    rows[:, ANGULAR:] = cvel[:, 1:, :3]
+    world = np.empty((n, ROWS, 3))
+    np.subtract(xpos[:, 1:], xpos[:, 1:2], out=world[:, POSITIONS:AXES])
+    # the rotations' first and third columns: the forward and up axes
+    rotations = xmat.reshape(n, -1, 9)
+    world[:, AXES:LINEAR:2] = rotations[:, 1:, 0::3]
+    world[:, AXES + 1:LINEAR:2] = rotations[:, 1:, 2::3]
+    spin = world[:, ANGULAR:]
+    spin[:] = cvel[:, 1:, :3]
     # cvel's linear part is the velocity at the subtree's centre of mass: move it to each origin
-    ang, arm = cvel[:, 1:, _WRAP], (xpos[:, 1:] - state.com[:, None, :])[..., _WRAP]
-    lin = rows[:, LINEAR:ANGULAR]
-    np.multiply(ang[..., 1:4], arm[..., 2:5], out=lin)  # ang x arm
-    lin -= ang[..., 2:5] * arm[..., 1:4]
-    lin += cvel[:, 1:, 3:]
-    return np.matmul(rows, heading_turn(xmat))
+    arm = xpos[:, 1:] - state.com[:, None, :]
+    np.matmul((spin[..., :, None] * arm[..., None, :]).reshape(n, -1, 9), _CROSS, out=world[:, LINEAR:ANGULAR])
+    world[:, LINEAR:ANGULAR] += cvel[:, 1:, 3:]
+    flat = np.empty((n, 2 + 3 * ROWS))  # [phase, root height, heading-frame rows]
+    turned = flat[:, 2:].reshape(n, ROWS, 3)
+    np.matmul(world, heading_turn(xmat), out=turned)
+    flat[:, 0] = phase
+    flat[:, 1] = xpos[:, 1, 2]
+    return np.take(flat, order, axis=1).astype(np.float32), turned
 
 
 def heading_turn(xmat: np.ndarray) -> np.ndarray:
     """``(N, 3, 3)``: H^T of each character, H its root's heading (a turn about the vertical):
     ``v @ H^T`` turns world row vectors into the heading frame."""
-    forward = xmat[:, 1, :2, 0]  # the root's forward axis, horizontal part
-    unit = forward / np.hypot(forward[:, 0], forward[:, 1])[:, None]
-    return (unit @ _TURN_MAP + _TURN_VERTICAL).reshape(len(xmat), 3, 3)
+    turns = []
+    for fx, fy in xmat[:, 1, :2, 0].tolist():  # the root's forward axis, horizontal part
+        norm = math.hypot(fx, fy)  # (Python floats: a 3x3 matrix is cheaper built than computed in numpy)
+        fx, fy = fx / norm, fy / norm
+        turns.append(((fx, -fy, 0.0), (fy, fx, 0.0), (0.0, 0.0, 1.0)))
+    return np.array(turns)
 
 
-def tracked_features(skeleton: Skeleton, state: SimState, turned: np.ndarray) -> np.ndarray:
-    """``(N, TRACKED_ROWS, 3)``: each character's :data:`TRACKED` rows, the same function for the
-    simulated and the reference side. ``turned``: :func:`heading_frame_rows`, or its first rows
-    (the positions) alone."""
-    rows = np.empty((len(turned), TRACKED_ROWS, 3))
-    skeleton.local_angular_velocities(state.xmat, state.cvel, out=rows[:, TRACKED["angular_velocity"]])
-    ee = rows[:, TRACKED["end_effector"]]
-    ee[:] = turned[:, skeleton.end_effector]
+def tracked_features(skeleton: Skeleton, state: SimState, positions: np.ndarray, out: np.ndarray) -> None:
+    """Writes each character's :data:`TRACKED` rows to ``out`` ``(N, TRACKED_ROWS, 3)``, the same
+    function for the simulated and the reference side. ``positions``: the bodies' positions in the
+    heading frame (:func:`observations`' first rows)."""
+    skeleton.local_angular_velocities(state.xmat, state.cvel, out=out[:, TRACKED["angular_velocity"]])
+    ee = out[:, TRACKED["end_effector"]]
+    np.take(positions, skeleton.end_effector, axis=1, out=ee)
     ee[..., 2] += state.xpos[:, 1:2, 2]
-    rows[:, TRACKED["body_position"]] = state.xpos[:, 1:]
-    rows[:, TRACKED["root_velocity"]] = state.root_velocity[:, None]
-    rows[:, TRACKED["com_velocity"]] = state.com_velocity[:, None]
-    return rows
+    out[:, TRACKED["body_position"]] = state.xpos[:, 1:]
+    out[:, TRACKED["root_velocity"]] = state.root_velocity[:, None]
+    out[:, TRACKED["com_velocity"]] = state.com_velocity[:, None]
+
+
+def pose_forms(local_quaternions: np.ndarray) -> np.ndarray:
+    """``(..., 4, 4)``: for each quaternion r, the matrix of p -> p r. With it the alignment of
+    a simulated local rotation conj(p) c with r is one bilinear form: <conj(p) c, r> = c^T M p."""
+    forms = np.multiply(local_quaternions[..., _RIGHT_MUL_INDEX], _RIGHT_MUL_SIGN, order="C")
+    return forms.reshape(*local_quaternions.shape[:-1], 4, 4)  # C order: a copied env computes with the same kernels
 
 
 class RewardWeights:
-    """DeepMimic's error sums as matrices: ``errors = squared tracked differences (flattened) @
-    squares + squared joint angles @ angles`` (terms in :data:`REWARD_TERMS` order), from the
+    """DeepMimic's reward as two matrix products. ``matrix`` ``(ERROR_INPUTS, 5 + 15)`` maps the
+    error inputs (:data:`ERROR_INPUTS`) to ``-k_i e_i`` of each term (:data:`REWARD_TERMS` order)
+    and to each body's squared distance from the reference in (mm / 15)^2; ``summary`` ``(20, 2)``
+    maps the terms ``exp(-k_i e_i)`` and the distances to the reward and the MPJPE (mm). From the
     joint weights (per body, MuJoCo's body order, summing to 1)."""
 
     def __init__(self, joint_weights: np.ndarray) -> None:
         bodies, terms = len(joint_weights), len(REWARD_TERMS)
-        self.angles = np.zeros((bodies, terms))
-        self.angles[:, 0] = joint_weights  # pose
-        self.angles[0, 3] += 0.1  # root: its rotation
         squares = np.zeros((TRACKED_ROWS, 3, terms))
         squares[TRACKED["angular_velocity"], :, 1] = joint_weights[:, None]  # velocity
         squares[TRACKED["angular_velocity"].start, :, 3] += 0.001  # root: its angular velocity
@@ -177,45 +201,42 @@ class RewardWeights:
         squares[TRACKED["body_position"].start, :, 3] = 1.0  # root: its position
         squares[TRACKED["root_velocity"], :, 3] = 0.01
         squares[TRACKED["com_velocity"], :, 4] = 0.1
-        self.squares = squares.reshape(3 * TRACKED_ROWS, terms)
-        # per body, its 3 squared position differences summed
-        self.body_sums = np.kron(np.eye(bodies), np.ones((3, 1)))
+        # the input is the squared half-angle: the angle squared is 4 times it
+        angles = np.zeros((bodies, terms))
+        angles[:, 0] = 4.0 * joint_weights  # pose
+        angles[0, 3] += 4.0 * 0.1  # root: its rotation
+        errors = np.concatenate([squares.reshape(3 * TRACKED_ROWS, terms), angles]) * -REWARD_SCALES
+        # per body, its 3 squared position differences summed, in (mm / bodies)^2
+        distances = np.zeros((ERROR_INPUTS, bodies))
+        first = 3 * TRACKED["body_position"].start
+        distances[first:first + 3 * bodies] = np.kron(np.eye(bodies), np.ones((3, 1))) * (1000.0 / bodies) ** 2
+        self.matrix = np.concatenate([errors, distances], axis=1)
+        self.summary = np.zeros((terms + bodies, 2))
+        self.summary[:terms, 0] = REWARD_WEIGHTS
+        self.summary[terms:, 1] = 1.0
 
 
 def imitation_reward(skeleton: Skeleton, weights: RewardWeights, state: SimState, turned: np.ndarray,
-                     ref: ReferenceRows, ref_shift: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                     ref: ReferenceRows) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """DeepMimic's imitation reward of each character against its reference: the rewards
     ``(N,)``, the terms ``exp(-k_i e_i)`` ``(N, 5)`` (order of :data:`REWARD_TERMS`) and the
-    MPJPE in mm ``(N,)``. ``turned``: :func:`heading_frame_rows`; ``ref_shift (N, 2)``: the
-    horizontal move of each reference root (``sync_root``)."""
+    MPJPE in mm ``(N,)``. ``turned``: the heading-frame rows of :func:`observations`."""
     n = len(turned)
-    local = skeleton.local_rotations(state.xmat).reshape(n, -1, 1, 9)
-    cos_diff = np.matmul(local, ref.local_rotations.reshape(n, -1, 9, 1)).reshape(n, -1)  # trace(R^T R_ref)
-    cos_diff -= 1.0
-    cos_diff *= 0.5
-    angle_sq = np.arccos(np.minimum(np.maximum(cos_diff, -1.0, out=cos_diff), 1.0, out=cos_diff))
-    angle_sq *= angle_sq
-    diff = tracked_features(skeleton, state, turned)
+    inputs = np.empty((n, ERROR_INPUTS))
+    diff = inputs[:, :3 * TRACKED_ROWS].reshape(n, TRACKED_ROWS, 3)
+    tracked_features(skeleton, state, turned, out=diff)
     diff -= ref.tracked
-    diff[:, TRACKED["body_position"], :2] -= ref_shift[:, None, :]
     diff *= diff
-    errors = diff.reshape(n, -1) @ weights.squares
-    errors += angle_sq @ weights.angles
-    errors *= -REWARD_SCALES
-    terms = np.exp(errors, out=errors)
-    distances = np.sqrt(diff[:, TRACKED["body_position"]].reshape(n, -1) @ weights.body_sums)
-    mpjpe_mm = distances.sum(axis=1) * (1000.0 / distances.shape[1])
-    return terms @ REWARD_WEIGHTS, terms, mpjpe_mm
-
-
-def observations(order: np.ndarray, phase: np.ndarray, root_height: np.ndarray, turned: np.ndarray) -> np.ndarray:
-    """``(N, 224)`` float32 (table in :class:`~envs.mimic.env.HumanoidMimicEnv`): ``order`` is
-    :func:`observation_order`'s, ``phase`` and ``root_height`` are ``(N,)``."""
-    flat = np.empty((len(turned), 2 + 3 * ROWS))
-    flat[:, 0] = phase
-    flat[:, 1] = root_height
-    flat[:, 2:] = turned.reshape(len(turned), -1)
-    return flat[:, order].astype(np.float32)
+    # the angle between the local rotations is twice the half-angle whose cosine is |<q, r>|
+    xquat = state.xquat
+    align = np.matmul(np.matmul(xquat[:, 1:, None, :], ref.pose_forms), xquat[:, skeleton.parent, :, None])
+    half = np.arccos(np.minimum(np.abs(align[..., 0, 0]), 1.0))
+    np.multiply(half, half, out=inputs[:, 3 * TRACKED_ROWS:])
+    out = inputs @ weights.matrix
+    terms = np.exp(out[:, :len(REWARD_TERMS)], out=out[:, :len(REWARD_TERMS)])
+    np.sqrt(out[:, len(REWARD_TERMS):], out=out[:, len(REWARD_TERMS):])
+    summary = out @ weights.summary
+    return summary[:, 0], terms, summary[:, 1]
 
 
 def observation_order(body_order: np.ndarray) -> np.ndarray:

@@ -14,8 +14,17 @@ from collections.abc import Sequence
 import mujoco
 import numpy as np
 
-from envs.mimic.features import ReferenceRows, SimState, Skeleton, heading_turn, tracked_features
-from envs.mimic.mocap import Clip, ReferenceVelocity
+from envs.mimic.features import (
+    TRACKED,
+    TRACKED_ROWS,
+    ReferenceRows,
+    SimState,
+    Skeleton,
+    heading_turn,
+    pose_forms,
+    tracked_features,
+)
+from envs.mimic.mocap import Clip, ReferenceVelocity, quat_to_matrix
 
 
 def kinematics(m: mujoco.MjModel, d: mujoco.MjData) -> None:
@@ -31,8 +40,8 @@ class ReferenceTrack:
     """The reference character's reward features at ``t, t + dt, t + 2 dt, ...``, a batch at a time.
 
     Batches start small after every :meth:`restart` (most episodes of an untrained policy are
-    short) and double up to ``most``. Positions are stored unshifted: the env adds its own
-    horizontal shift of the reference root.
+    short) and double up to ``most``. The reward's body positions include the horizontal shift of
+    the reference root (:meth:`shift_root`); ``qpos`` and ``qvel`` are the clip's own.
     """
 
     def __init__(self, model: mujoco.MjModel, clip: Clip, rule: ReferenceVelocity, dt: float,
@@ -45,9 +54,18 @@ class ReferenceTrack:
         self.times = np.empty(0)
         self._time_list: list[float] = []  # the same, as Python floats: cheap to read one
         self._next = 0
+        self.root_shift = np.zeros(2)
 
     def restart(self) -> None:
+        """A new episode: small batches again, no shift of the reference root."""
         self._size = self._first
+        self.shift_root(np.zeros(2))
+
+    def shift_root(self, shift: np.ndarray) -> None:
+        """Move the reference root horizontally by ``shift`` from the clip's (``sync_root``)."""
+        self.root_shift[:] = shift
+        if len(self.times):
+            self.tracked[:, TRACKED["body_position"], :2] = self._clip_body_xy + self.root_shift
 
     def model_state(self, times: Sequence[float] | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Reference qpos and qvel in MuJoCo's order (rows: times)."""
@@ -66,6 +84,8 @@ class ReferenceTrack:
         if j < len(self._time_list) and abs(self._time_list[j] - t) < 1e-9:  # the usual case: the next row
             self._next = j + 1
             return j
+        if 0 < j <= len(self._time_list) and abs(self._time_list[j - 1] - t) < 1e-9:  # the same time again
+            return j - 1
         hits = np.flatnonzero(np.abs(self.times - t) < 1e-9)
         if hits.size:
             self._next = int(hits[0]) + 1
@@ -78,23 +98,26 @@ class ReferenceTrack:
     def rows(self, j: int) -> ReferenceRows:
         """Row ``j`` of the current batch as a batch of one (views)."""
         k = slice(j, j + 1)
-        return ReferenceRows(self.local_rotations[k], self.tracked[k])
+        return ReferenceRows(self.pose_forms[k], self.tracked[k])
 
     def _compute(self, times: np.ndarray) -> None:
         m, d, sk = self.model, self._scratch, self.skeleton
         self.qpos, self.qvel = self.model_state(times)
         n = len(times)
-        xpos, xmat, cvel = np.empty((n, m.nbody, 3)), np.empty((n, m.nbody, 9)), np.empty((n, m.nbody, 6))
+        xpos, xquat, cvel = np.empty((n, m.nbody, 3)), np.empty((n, m.nbody, 4)), np.empty((n, m.nbody, 6))
         com, com_vel = np.empty((n, 3)), np.empty((n, 3))
         for k in range(n):
             d.qpos[:] = self.qpos[k]
             d.qvel[:] = self.qvel[k]
             kinematics(m, d)
-            xpos[k], xmat[k], cvel[k] = d.xpos, d.xmat, d.cvel
+            xpos[k], xquat[k], cvel[k] = d.xpos, d.xquat, d.cvel
             com[k], com_vel[k] = d.subtree_com[sk.root], d.subtree_linvel[sk.root]
-        xmat3 = xmat.reshape(n, m.nbody, 3, 3)
+        xmat = quat_to_matrix(xquat)
         self.times, self._time_list = times, times.tolist()
-        self.local_rotations = sk.local_rotations(xmat3)
-        state = SimState(xpos, xmat3, cvel, com, com_vel, self.qvel[:, :3])
-        positions = np.matmul(xpos[:, 1:] - xpos[:, 1:2], heading_turn(xmat3))  # heading frame: all the reference needs
-        self.tracked = tracked_features(sk, state, positions)
+        self.pose_forms = pose_forms(sk.local_quaternions(xquat))
+        state = SimState(xpos, xmat, xquat, cvel, com, com_vel, self.qvel[:, :3])
+        positions = np.matmul(xpos[:, 1:] - xpos[:, 1:2], heading_turn(xmat))  # heading frame: all the reference needs
+        self.tracked = np.empty((n, TRACKED_ROWS, 3))
+        tracked_features(sk, state, positions, out=self.tracked)
+        self._clip_body_xy = self.tracked[:, TRACKED["body_position"], :2].copy()
+        self.shift_root(self.root_shift)
