@@ -17,7 +17,6 @@ import mujoco
 import numpy as np
 
 from envs.mimic.humanoid import BODY_NAMES, END_EFFECTORS
-from envs.mimic.mocap import quat_conj, quat_mul
 
 # DeepMimic's imitation reward (released code): term -> (weight, error scale).
 REWARD_TERMS: dict[str, tuple[float, float]] = {
@@ -38,9 +37,13 @@ OBS_DIM = 2 + 3 * 14 + 6 * 15 + 3 * 15 + 3 * 15
 _CROSS = np.zeros((9, 3))
 for _i, _j, _k in ((0, 1, 2), (1, 2, 0), (2, 0, 1)):
     _CROSS[3 * _i + _j, _k], _CROSS[3 * _j + _i, _k] = 1.0, -1.0
-# q -> the 4x4 matrix of p -> p * q (right multiplication by q): entry [r, c] is sign * q[index]
-_RIGHT_MUL_INDEX = np.array([0, 1, 2, 3, 1, 0, 3, 2, 2, 3, 0, 1, 3, 2, 1, 0])
-_RIGHT_MUL_SIGN = np.array([1, -1, -1, -1, 1, 1, 1, -1, 1, -1, 1, 1, 1, 1, -1, 1], dtype=float)
+# q @ _RIGHT_MUL is the matrix of p -> p q (row-major, 16 entries, each +-1 times one component of
+# q); _RIGHT_MUL_OF_CONJUGATE gives the matrix of p -> conj(p) q
+_RIGHT_MUL = np.zeros((4, 16))
+for _entry, (_component, _sign) in enumerate(zip([0, 1, 2, 3, 1, 0, 3, 2, 2, 3, 0, 1, 3, 2, 1, 0],
+                                                 [1, -1, -1, -1, 1, 1, 1, -1, 1, -1, 1, 1, 1, 1, -1, 1], strict=True)):
+    _RIGHT_MUL[_component, _entry] = _sign
+_RIGHT_MUL_OF_CONJUGATE = _RIGHT_MUL * np.tile([1.0, -1.0, -1.0, -1.0], 4)
 
 # Rows of a tracked array (:func:`tracked_features`), 3-vectors: what the reward's squared-error
 # terms compare, one array per character, so that the simulated and the reference side differ in
@@ -77,10 +80,6 @@ class Skeleton:
         self.relative[np.arange(len(names)), self.parent] -= 1.0
         self.end_effector = np.array([names.index(n) for n in END_EFFECTORS])  # rows of a per-body result
         self.order = np.array([names.index(n) for n in BODY_NAMES])  # rows in BODY_NAMES order
-
-    def local_quaternions(self, xquat: np.ndarray) -> np.ndarray:
-        """conj(q_parent) q_child of every body (the root's: its world rotation)."""
-        return quat_mul(quat_conj(xquat[..., self.parent, :]), xquat[..., 1:, :])
 
     def local_angular_velocities(self, xmat: np.ndarray, cvel: np.ndarray, out: np.ndarray) -> None:
         """Writes the angular velocity of every body relative to its parent, in the body's frame
@@ -156,12 +155,22 @@ def observations(order: np.ndarray, state: SimState, phase: Sequence[float]) -> 
 def heading_turn(xmat: np.ndarray) -> np.ndarray:
     """``(N, 3, 3)``: H^T of each character, H its root's heading (a turn about the vertical):
     ``v @ H^T`` turns world row vectors into the heading frame."""
-    turns = []
-    for fx, fy in xmat[:, 1, :2, 0].tolist():  # the root's forward axis, horizontal part
-        norm = math.hypot(fx, fy)  # (Python floats: a 3x3 matrix is cheaper built than computed in numpy)
+    forward = xmat[:, 1, :2, 0]  # the root's forward axis, horizontal part
+    if len(xmat) > 16:  # a batch of reference times
+        fx, fy = forward[:, 0], forward[:, 1]
+        unit = forward / np.sqrt(fx * fx + fy * fy)[:, None]  # (as below, to the last bit)
+        turns = np.zeros((len(xmat), 3, 3))
+        turns[:, 0, 0] = turns[:, 1, 1] = unit[:, 0]
+        turns[:, 1, 0] = unit[:, 1]
+        turns[:, 0, 1] = -unit[:, 1]
+        turns[:, 2, 2] = 1.0
+        return turns
+    rows = []  # a few characters stepping: built from Python floats, cheaper than numpy's per-call cost
+    for fx, fy in forward.tolist():
+        norm = math.sqrt(fx * fx + fy * fy)
         fx, fy = fx / norm, fy / norm
-        turns.append(((fx, -fy, 0.0), (fy, fx, 0.0), (0.0, 0.0, 1.0)))
-    return np.array(turns)
+        rows.append(((fx, -fy, 0.0), (fy, fx, 0.0), (0.0, 0.0, 1.0)))
+    return np.array(rows)
 
 
 def tracked_features(skeleton: Skeleton, state: SimState, positions: np.ndarray, out: np.ndarray) -> None:
@@ -177,11 +186,16 @@ def tracked_features(skeleton: Skeleton, state: SimState, positions: np.ndarray,
     out[:, TRACKED["com_velocity"]] = state.com_velocity[:, None]
 
 
-def pose_forms(local_quaternions: np.ndarray) -> np.ndarray:
-    """``(..., 4, 4)``: for each quaternion r, the matrix of p -> p r. With it the alignment of
-    a simulated local rotation conj(p) c with r is one bilinear form: <conj(p) c, r> = c^T M p."""
-    forms = np.multiply(local_quaternions[..., _RIGHT_MUL_INDEX], _RIGHT_MUL_SIGN, order="C")
-    return forms.reshape(*local_quaternions.shape[:-1], 4, 4)  # C order: a copied env computes with the same kernels
+def pose_forms(xquat: np.ndarray, parent: np.ndarray) -> np.ndarray:
+    """``(N, 15, 4, 4)``: for each body's local rotation r = conj(q_parent) q_body (from world
+    rotations ``xquat`` ``(N, nbody, 4)``), the matrix of p -> p r. With it the alignment of a
+    simulated local rotation conj(p) c with r is one bilinear form: <conj(p) c, r> = c^T M p."""
+    n = len(xquat)
+    # r = (the matrix of x -> x c) conj(p); matrices of quaternions as 2-D products (numpy is slow
+    # along short axes, BLAS is not)
+    times_child = (xquat[:, 1:].reshape(-1, 4) @ _RIGHT_MUL_OF_CONJUGATE).reshape(n, -1, 4, 4)
+    local = np.matmul(times_child, xquat[:, parent, :, None])
+    return (local.reshape(-1, 4) @ _RIGHT_MUL).reshape(n, -1, 4, 4)
 
 
 class RewardWeights:

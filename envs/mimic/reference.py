@@ -24,7 +24,7 @@ from envs.mimic.features import (
     pose_forms,
     tracked_features,
 )
-from envs.mimic.mocap import Clip, ReferenceVelocity, quat_to_matrix
+from envs.mimic.mocap import Clip, ReferenceVelocity
 
 
 def kinematics(m: mujoco.MjModel, d: mujoco.MjData) -> None:
@@ -104,17 +104,18 @@ class ReferenceTrack:
         m, d, sk = self.model, self._scratch, self.skeleton
         self.qpos, self.qvel = self.model_state(times)
         n = len(times)
-        xpos, xquat, cvel = np.empty((n, m.nbody, 3)), np.empty((n, m.nbody, 4)), np.empty((n, m.nbody, 6))
+        xpos, xmat, xquat = np.empty((n, m.nbody, 3)), np.empty((n, m.nbody, 9)), np.empty((n, m.nbody, 4))
+        cvel = np.empty((n, m.nbody, 6))
         com, com_vel = np.empty((n, 3)), np.empty((n, 3))
         for k in range(n):
             d.qpos[:] = self.qpos[k]
             d.qvel[:] = self.qvel[k]
             kinematics(m, d)
-            xpos[k], xquat[k], cvel[k] = d.xpos, d.xquat, d.cvel
+            xpos[k], xmat[k], xquat[k], cvel[k] = d.xpos, d.xmat, d.xquat, d.cvel
             com[k], com_vel[k] = d.subtree_com[sk.root], d.subtree_linvel[sk.root]
-        xmat = quat_to_matrix(xquat)
+        xmat = xmat.reshape(n, m.nbody, 3, 3)
         self.times, self._time_list = times, times.tolist()
-        self.pose_forms = pose_forms(sk.local_quaternions(xquat))
+        self.pose_forms = pose_forms(xquat, sk.parent)
         state = SimState(xpos, xmat, xquat, cvel, com, com_vel, self.qvel[:, :3])
         positions = np.matmul(xpos[:, 1:] - xpos[:, 1:2], heading_turn(xmat))  # heading frame: all the reference needs
         self.tracked = np.empty((n, TRACKED_ROWS, 3))
