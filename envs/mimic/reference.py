@@ -63,7 +63,12 @@ class ReferenceTrack:
 
     def shift_root(self, shift: np.ndarray) -> None:
         """Move the reference root horizontally by ``shift`` from the clip's (``sync_root``)."""
+        if shift[0] == self.root_shift[0] and shift[1] == self.root_shift[1]:
+            return  # (every reset asks for no shift; most episodes never had one)
         self.root_shift[:] = shift
+        self._apply_shift()
+
+    def _apply_shift(self) -> None:
         if len(self.times):
             self.tracked[:, TRACKED["body_position"], :2] = self._clip_body_xy + self.root_shift
 
@@ -121,4 +126,5 @@ class ReferenceTrack:
         self.tracked = np.empty((n, TRACKED_ROWS, 3))
         tracked_features(sk, state, positions, out=self.tracked)
         self._clip_body_xy = self.tracked[:, TRACKED["body_position"], :2].copy()
-        self.shift_root(self.root_shift)
+        if self.root_shift.any():
+            self._apply_shift()
