@@ -312,8 +312,7 @@ class HumanoidMimicEnv(gym.Env):
         self.fall_contact_bodies = self._resolve_fall_bodies(fall_bodies, physics_hz)
         fall_ids = {mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_BODY, n) for n in self.fall_contact_bodies}
         floor = mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_GEOM, "floor")
-        self._fall_geom = np.array(
-            [g != floor and m.geom_bodyid[g] in fall_ids for g in range(m.ngeom)], dtype=bool)
+        self._fall_geom_list = [bool(g != floor and m.geom_bodyid[g] in fall_ids) for g in range(m.ngeom)]
         lowest_root = float(self.clip.qpos[:, 2].min())
         self.min_root_height = 0.5 * lowest_root if min_root_height is None else float(min_root_height)
 
@@ -560,7 +559,10 @@ class HumanoidMimicEnv(gym.Env):
         d = self.data
         if self._state.xpos[0, self._root, 2] < self.min_root_height:
             return True
-        return d.ncon > 0 and bool(self._fall_geom[d.contact.geom[: d.ncon]].any())
+        if d.ncon == 0:
+            return False
+        falls = self._fall_geom_list  # (a few contacts: Python lists beat numpy's fancy indexing here)
+        return any(falls[a] or falls[b] for a, b in d.contact.geom[: d.ncon].tolist())
 
     # ------------------------------------------------------------------ rendering
 

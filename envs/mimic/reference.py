@@ -112,12 +112,15 @@ class ReferenceTrack:
         xpos, xmat, xquat = np.empty((n, m.nbody, 3)), np.empty((n, m.nbody, 9)), np.empty((n, m.nbody, 4))
         cvel = np.empty((n, m.nbody, 6))
         com, com_vel = np.empty((n, 3)), np.empty((n, 3))
+        # views of the scratch data made once (each MjData attribute read makes a new array object)
+        qpos_in, qvel_in, xpos_out, xmat_out, xquat_out, cvel_out = d.qpos, d.qvel, d.xpos, d.xmat, d.xquat, d.cvel
+        com_out, com_vel_out = d.subtree_com[sk.root], d.subtree_linvel[sk.root]
         for k in range(n):
-            d.qpos[:] = self.qpos[k]
-            d.qvel[:] = self.qvel[k]
+            qpos_in[:] = self.qpos[k]
+            qvel_in[:] = self.qvel[k]
             kinematics(m, d)
-            xpos[k], xmat[k], xquat[k], cvel[k] = d.xpos, d.xmat, d.xquat, d.cvel
-            com[k], com_vel[k] = d.subtree_com[sk.root], d.subtree_linvel[sk.root]
+            xpos[k], xmat[k], xquat[k], cvel[k] = xpos_out, xmat_out, xquat_out, cvel_out
+            com[k], com_vel[k] = com_out, com_vel_out
         xmat = xmat.reshape(n, m.nbody, 3, 3)
         self.times, self._time_list = times, times.tolist()
         self.pose_forms = pose_forms(xquat, sk.parent)
