@@ -191,8 +191,8 @@ def pose_forms(xquat: np.ndarray, parent: np.ndarray) -> np.ndarray:
     rotations ``xquat`` ``(N, nbody, 4)``), the matrix of p -> p r. With it the alignment of a
     simulated local rotation conj(p) c with r is one bilinear form: <conj(p) c, r> = c^T M p."""
     n = len(xquat)
-    # r = (the matrix of x -> x c) conj(p); matrices of quaternions as 2-D products (numpy is slow
-    # along short axes, BLAS is not)
+    # r = conj(p) c: the matrix of x -> conj(x) c applied to p. Matrices of quaternions come from
+    # 2-D products (numpy is slow along short axes, BLAS is not)
     times_child = (xquat[:, 1:].reshape(-1, 4) @ _RIGHT_MUL_OF_CONJUGATE).reshape(n, -1, 4, 4)
     local = np.matmul(times_child, xquat[:, parent, :, None])
     return (local.reshape(-1, 4) @ _RIGHT_MUL).reshape(n, -1, 4, 4)

@@ -201,27 +201,39 @@ class EulerDecomposer:
 
     def __init__(self, axes: Sequence[str]) -> None:
         i, j, k, sign = _euler_indices(axes)
-        # entries needed: (i,k) (j,k) (k,k) (i,j) (i,i) (k,j) (j,j)
+        n = len(axes)
+        # entries needed: (i,k) (j,k) (k,k) (i,j) (i,i) (k,j) (j,j), each a quadratic form of its
+        # joint's quaternion: a weighted sum of the 10 products q_a q_b (a <= b)
         pairs = np.stack([np.stack([i, k]), np.stack([j, k]), np.stack([k, k]), np.stack([i, j]),
                           np.stack([i, i]), np.stack([k, j]), np.stack([j, j])], axis=-1)  # (2, n, 7)
-        self._forms = _R_FORMS[pairs[0], pairs[1]].reshape(len(axes), 7, 16)
-        self._sign = sign
+        forms = _R_FORMS[pairs[0], pairs[1]]  # (n, 7, 4, 4)
+        a, b = np.triu_indices(4)
+        coefficients = forms[..., a, b] + np.where(a != b, forms[..., b, a], 0.0)  # (n, 7, 10)
+        self._first = (4 * np.arange(n)[:, None] + a).ravel()
+        self._second = (4 * np.arange(n)[:, None] + b).ravel()
+        self._weights = np.zeros((7 * n, 10 * n))  # block-diagonal: one BLAS product for all joints
+        for joint in range(n):
+            self._weights[7 * joint:7 * joint + 7, 10 * joint:10 * joint + 10] = coefficients[joint]
+        self._sign = sign[:, None]
+        self._joints = n
 
     def __call__(self, q: np.ndarray) -> np.ndarray:
         """Euler angles (..., n, 3) of quaternions (..., n, 4), joint n in the order given."""
-        outer = (q[..., :, None] * q[..., None, :]).reshape(*q.shape[:-1], 16)
-        entries = np.einsum("nef,...nf->...ne", self._forms, outer)
-        ik, jk, kk, ij, ii, kj, jj = (entries[..., e] for e in range(7))
+        n = self._joints
+        # components down the rows, quaternions along them: numpy is slow along short axes
+        flat = q.reshape(-1, 4 * n).T
+        entries = (self._weights @ (flat[self._first] * flat[self._second])).reshape(n, 7, -1)
+        ik, jk, kk, ij, ii, kj, jj = (entries[:, e] for e in range(7))
         sign = self._sign
-        out = np.empty((*q.shape[:-1], 3))
-        out[..., 1] = np.arcsin(np.minimum(np.maximum(sign * ik, -1.0), 1.0))
-        out[..., 0] = np.arctan2(-sign * jk, kk)
-        out[..., 2] = np.arctan2(-sign * ij, ii)
+        out = np.empty((3, n, flat.shape[1]))
+        out[1] = np.arcsin(np.minimum(np.maximum(sign * ik, -1.0), 1.0))
+        out[0] = np.arctan2(-sign * jk, kk)
+        out[2] = np.arctan2(-sign * ij, ii)
         locked = np.hypot(ii, ij) < 1e-9
         if locked.any():
-            out[locked, 0] = np.broadcast_to(np.arctan2(sign * kj, jj), locked.shape)[locked]
-            out[locked, 2] = 0.0
-        return out
+            out[0][locked] = np.broadcast_to(np.arctan2(sign * kj, jj), locked.shape)[locked]
+            out[2][locked] = 0.0
+        return out.T.reshape(*q.shape[:-1], 3)
 
 
 class EulerRateMap:
