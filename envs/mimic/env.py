@@ -91,7 +91,7 @@ def step_features(envs: Sequence[HumanoidMimicEnv]) -> tuple[np.ndarray, np.ndar
     if len(envs) == 1:
         state, ref = first._state, first._track.rows(first._track.index(first._t))
     else:
-        state = features.sim_state([env.data for env in envs], first._root)
+        state = features.SimState(*map(np.concatenate, zip(*(env._state for env in envs), strict=True)))
         rows = [env._track.rows(env._track.index(env._t)) for env in envs]
         ref = features.ReferenceRows(*map(np.concatenate, zip(*rows, strict=True)))
     obs, turned = features.observations(first._obs_order, state, [env.clip.phase(env._t) for env in envs])
@@ -334,7 +334,7 @@ class HumanoidMimicEnv(gym.Env):
 
     def _bind_data_views(self) -> None:
         d = self.data
-        self._state = features.sim_state([d], self._root)
+        self._state = features.sim_state(d, self._root)
         self._controls = d.ctrl
         self._warning_counts = d.warning.number
 

@@ -112,16 +112,11 @@ class ReferenceRows(NamedTuple):
     tracked: np.ndarray  # (N, TRACKED_ROWS, 3): tracked_features of the reference character
 
 
-def sim_state(datas: Sequence[mujoco.MjData], root: int) -> SimState:
-    """The arrays of the characters in ``datas`` (after kinematics): views for one, stacked for several."""
-    if len(datas) == 1:
-        d = datas[0]
-        return SimState(d.xpos[None], d.xmat.reshape(1, -1, 3, 3), d.xquat[None], d.cvel[None],
-                        d.subtree_com[root:root + 1], d.subtree_linvel[root:root + 1], d.qvel[None, :3])
-    return SimState(np.stack([d.xpos for d in datas]), np.stack([d.xmat for d in datas]).reshape(len(datas), -1, 3, 3),
-                    np.stack([d.xquat for d in datas]), np.stack([d.cvel for d in datas]),
-                    np.stack([d.subtree_com[root] for d in datas]), np.stack([d.subtree_linvel[root] for d in datas]),
-                    np.stack([d.qvel[:3] for d in datas]))
+def sim_state(d: mujoco.MjData, root: int) -> SimState:
+    """Views of the arrays of the character in ``d`` (read after kinematics), as a batch of one;
+    several characters' states are these concatenated."""
+    return SimState(d.xpos[None], d.xmat.reshape(1, -1, 3, 3), d.xquat[None], d.cvel[None],
+                    d.subtree_com[root:root + 1], d.subtree_linvel[root:root + 1], d.qvel[None, :3])
 
 
 def observations(order: np.ndarray, state: SimState, phase: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
