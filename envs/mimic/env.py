@@ -479,9 +479,11 @@ class HumanoidMimicEnv(gym.Env):
                              f"got {a.shape}")
         if a.dtype.kind not in "fiu":
             raise ValueError(f"action must hold real numbers (a float or integer dtype), got dtype {a.dtype}")
-        if not math.isfinite(a @ a):  # (cheaper than isfinite().all(); NaN and inf survive the sum)
+        # (cheaper than isfinite().all(): NaN and inf survive a sum; in float64 a float32 action's
+        # cannot overflow)
+        if not math.isfinite(a.sum(dtype=np.float64)):
             bad = np.flatnonzero(~np.isfinite(a)).tolist()
-            if bad:  # else only the square overflowed: huge but real, clipped like any other
+            if bad:  # else only the sum overflowed: huge but real, clipped like any other
                 raise ValueError(f"action holds NaN or infinity at indices {bad}; the policy diverged")
         return a
 

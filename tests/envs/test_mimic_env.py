@@ -120,6 +120,18 @@ def test_actions_are_clipped_and_nan_is_rejected(walk):
         walk.step(np.zeros(5))
 
 
+@pytest.mark.parametrize(("dtype", "size"), [(np.float32, 1.7e38), (np.float64, 1e300)])
+def test_huge_real_actions_are_clipped_without_warnings(walk, dtype, size):
+    walk.reset(seed=0)
+    action = np.full(28, size, dtype=dtype)
+    action[::2] *= -1
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no overflow warning from the finiteness check
+        walk.step(action)
+    high, low = walk.model.actuator_ctrlrange[:, 1], walk.model.actuator_ctrlrange[:, 0]
+    np.testing.assert_allclose(walk.data.ctrl, np.where(np.arange(28) % 2, high, low))
+
+
 @pytest.mark.parametrize(("action", "fragment"), [
     (np.zeros((2, 14)), r"shape \(28,\).*got \(2, 14\)"),
     (np.zeros((28, 1)), r"shape \(28,\).*got \(28, 1\)"),
