@@ -1,7 +1,7 @@
 """HumanoidMimic as a Gymnasium vector env whose copies share one numpy pass for the reward and
 the observation.
 
-A single :class:`~envs.mimic.env.HumanoidMimicEnv` step spends about 40% of its time outside
+A single :class:`~envs.mimic.env.HumanoidMimicEnv` step spends about a third of its time outside
 MuJoCo, nearly all of it numpy's per-call cost on arrays of 15 bodies. Here each copy runs its own
 physics, kinematics and reference (as the single env does), and :mod:`envs.mimic.features`
 computes the rewards and observations of all ``N`` copies at once, so that cost is paid once per
