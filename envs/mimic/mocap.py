@@ -137,11 +137,11 @@ def euler_to_quat(angles: np.ndarray, axes: str) -> np.ndarray:
 
 
 def quat_to_matrix(q: np.ndarray) -> np.ndarray:
-    """Rotation matrices of quaternions (normalised first): each entry a quadratic form of q
-    (:data:`_R_FORMS_FLAT`), so a batch is one outer product and one matrix product."""
+    """Rotation matrices of quaternions (normalised first): each entry a weighted sum of the 10
+    component products (:data:`_R_PAIR_FORMS`), so a batch is one gather product and one matrix
+    product."""
     q = quat_normalize(q)
-    outer = (q[..., :, None] * q[..., None, :]).reshape(*q.shape[:-1], 16)
-    return (outer @ _R_FORMS_FLAT).reshape(*q.shape[:-1], 3, 3)
+    return ((q[..., _PAIR_A] * q[..., _PAIR_B]) @ _R_PAIR_MATRIX).reshape(*q.shape[:-1], 3, 3)
 
 
 def _euler_indices(axes: Sequence[str]) -> tuple[np.ndarray, ...]:
@@ -192,8 +192,12 @@ for (_r, _c), _terms in {
         _R_FORMS[_r, _c, _a, _b] += _v
 
 
-# The same as a (16, 9) matrix: the row-major rotation matrix of a unit q is (q q^T).ravel() @ it.
-_R_FORMS_FLAT = _R_FORMS.reshape(9, 16).T.copy()
+# The same over the 10 products q_a q_b (a <= b; _R_FORMS has nothing below the diagonal):
+# R[r, c] = sum_p _R_PAIR_FORMS[r, c, p] q_A[p] q_B[p]; row-major R is the products @ _R_PAIR_MATRIX.
+_PAIR_A, _PAIR_B = np.triu_indices(4)
+assert not np.tril(_R_FORMS, -1).any()
+_R_PAIR_FORMS = _R_FORMS[..., _PAIR_A, _PAIR_B]
+_R_PAIR_MATRIX = _R_PAIR_FORMS.reshape(9, 10).T.copy()
 
 
 class EulerDecomposer:
@@ -202,15 +206,13 @@ class EulerDecomposer:
     def __init__(self, axes: Sequence[str]) -> None:
         i, j, k, sign = _euler_indices(axes)
         n = len(axes)
-        # entries needed: (i,k) (j,k) (k,k) (i,j) (i,i) (k,j) (j,j), each a quadratic form of its
-        # joint's quaternion: a weighted sum of the 10 products q_a q_b (a <= b)
+        # entries needed: (i,k) (j,k) (k,k) (i,j) (i,i) (k,j) (j,j), each a weighted sum of its
+        # joint's 10 component products (:data:`_R_PAIR_FORMS`)
         pairs = np.stack([np.stack([i, k]), np.stack([j, k]), np.stack([k, k]), np.stack([i, j]),
                           np.stack([i, i]), np.stack([k, j]), np.stack([j, j])], axis=-1)  # (2, n, 7)
-        forms = _R_FORMS[pairs[0], pairs[1]]  # (n, 7, 4, 4)
-        a, b = np.triu_indices(4)
-        coefficients = forms[..., a, b] + np.where(a != b, forms[..., b, a], 0.0)  # (n, 7, 10)
-        self._first = (4 * np.arange(n)[:, None] + a).ravel()
-        self._second = (4 * np.arange(n)[:, None] + b).ravel()
+        coefficients = _R_PAIR_FORMS[pairs[0], pairs[1]]  # (n, 7, 10)
+        self._first = (4 * np.arange(n)[:, None] + _PAIR_A).ravel()
+        self._second = (4 * np.arange(n)[:, None] + _PAIR_B).ravel()
         self._weights = np.zeros((7 * n, 10 * n))  # block-diagonal: one BLAS product for all joints
         for joint in range(n):
             self._weights[7 * joint:7 * joint + 7, 10 * joint:10 * joint + 10] = coefficients[joint]

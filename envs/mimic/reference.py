@@ -57,9 +57,8 @@ class ReferenceTrack:
         self.root_shift = np.zeros(2)
 
     def restart(self) -> None:
-        """A new episode: small batches again, no shift of the reference root."""
+        """A new episode: small batches again (the env's reset also takes the root shift back)."""
         self._size = self._first
-        self.shift_root(np.zeros(2))
 
     def shift_root(self, shift: np.ndarray) -> None:
         """Move the reference root horizontally by ``shift`` from the clip's (``sync_root``)."""
