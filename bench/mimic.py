@@ -114,7 +114,7 @@ def timed_vector_steps(venv: gym.vector.VectorEnv, steps: int, seed: int,
 
 
 def vector_speed(n_envs: int, steps: int, rounds: int) -> dict[str, Any]:
-    """HumanoidMimic-v1 as ``gym.make_vec`` builds it (one numpy pass for all copies' rewards) and
+    """HumanoidMimic-v1 as ``gym.make_vec`` builds it (one call for all copies' rewards) and
     as ``SyncVectorEnv`` over the single env, against Humanoid-v5 in ``SyncVectorEnv`` (what
     ``make_vec`` gives for it), ``n_envs`` copies each, autoreset in the same step."""
     same_step = {"autoreset_mode": gym.vector.AutoresetMode.SAME_STEP}
@@ -171,7 +171,7 @@ def step_profile(steps: int) -> dict[str, float]:
 
     patches = [(mimic_env, "mujoco", types.SimpleNamespace(**{**vars(mujoco), "mj_step": timed("mj_step", mujoco.mj_step)})),
                (mimic_env, "_positions_velocities_contacts", None), (mimic_env, "step_features", None),
-               (features, "observations", None), (features, "imitation_reward", None),
+               (features, "observe_and_reward", None),
                (ReferenceTrack, "_compute", None)]
     saved = [(owner, name, getattr(owner, name)) for owner, name, _ in patches]
     env = HumanoidMimicEnv(motion="walk", early_termination=False)
@@ -190,9 +190,9 @@ def step_profile(steps: int) -> dict[str, float]:
         for owner, name, original in saved:
             setattr(owner, name, original)
     parts = {k: v / steps * 1e6 for k, v in totals.items()}
-    # step_features holds the observation (with the heading-frame rows), the reward and the
-    # reference rows computed ahead
-    inside = ("observations", "imitation_reward", "compute")
+    # step_features holds the observation and the reward (compiled) and the reference rows
+    # computed ahead
+    inside = ("observe_and_reward", "compute")
     parts["step_features_rest"] = parts.pop("step_features") - sum(parts.get(k, 0.0) for k in inside)
     parts["reference_rows_ahead"] = parts.pop("compute", 0.0)
     parts["other"] = parts["step"] - sum(v for k, v in parts.items() if k != "step")

@@ -1,5 +1,5 @@
 """TRPO's rollouts: env steps/s of our TRPO on HumanoidMimic with the env's own vector env
-(``vector_env: auto``: one process, all copies' rewards in one numpy pass), Gymnasium's
+(``vector_env: auto``: one process, all copies' rewards in one call), Gymnasium's
 ``SyncVectorEnv`` (one process, one env at a time) and ``AsyncVectorEnv`` (one worker process per
 env, each on one torch thread), at 1, 2 and 4 envs. Prints one JSON object.
 

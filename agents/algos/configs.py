@@ -201,7 +201,7 @@ class TRPOConfig(GaussianMLPSettings, PeriodicCheckpointSettings):
     max_minutes: float | None = field(None, help="wall-clock budget in minutes: no iteration starts that would end past it (for equal-time comparisons); null = steps only")
     n_envs: int = field(8, help="envs stepped together (Gymnasium vector env)")
     n_steps: int = field(256, help="steps per env per iteration: a batch is n_envs * n_steps transitions")
-    vector_env: str = field("auto", help="auto: the env's own vector env where it registers one (gym.make_vec's choice; HumanoidMimic computes all copies' rewards in one pass), else sync | sync: SyncVectorEnv, one process | async: one subprocess per env")
+    vector_env: str = field("auto", help="auto: the env's own vector env where it registers one (gym.make_vec's choice; HumanoidMimic computes all copies' rewards in one call), else sync | sync: SyncVectorEnv, one process | async: one subprocess per env")
     gamma: float = field(0.99, help="discount factor")
     gae_lambda: float = field(0.95, help="GAE lambda (bias-variance trade-off of the advantages)")
     normalize_advantage: bool = field(True, help="whiten the advantages of each batch before the policy step")

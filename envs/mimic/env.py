@@ -85,7 +85,7 @@ def ended_in_fall(terminated: bool, info: dict[str, Any]) -> bool:
 
 def step_features(envs: Sequence[HumanoidMimicEnv]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Observations ``(N, 224)``, rewards, reward terms ``(N, 5)`` and MPJPE (mm) of ``N`` envs of
-    one kind at their current times, in one numpy pass (:mod:`envs.mimic.features`): one env's
+    one kind at their current times (:func:`envs.mimic.features.observe_and_reward`): one env's
     step passes itself, :class:`envs.mimic.vector.HumanoidMimicVectorEnv` all its stepped copies."""
     first = envs[0]
     if len(envs) == 1:
@@ -94,8 +94,8 @@ def step_features(envs: Sequence[HumanoidMimicEnv]) -> tuple[np.ndarray, np.ndar
         state = features.SimState(*map(np.concatenate, zip(*(env._state for env in envs), strict=True)))
         rows = [env._track.rows(env._track.index(env._t)) for env in envs]
         ref = features.ReferenceRows(*map(np.concatenate, zip(*rows, strict=True)))
-    obs, turned = features.observations(first._obs_order, state, [env.clip.phase(env._t) for env in envs])
-    return obs, *features.imitation_reward(first._skeleton, first._reward_weights, state, turned, ref)
+    phase = np.array([env.clip.phase(env._t) for env in envs])
+    return features.observe_and_reward(first._skeleton, first._reward_weights, first._obs_order, state, phase, ref)
 
 
 class HumanoidMimicEnv(gym.Env):
@@ -208,8 +208,8 @@ class HumanoidMimicEnv(gym.Env):
     ## Vector env
     ``gym.make_vec("HumanoidMimic-v1", num_envs=N)`` gives :class:`envs.mimic.vector.HumanoidMimicVectorEnv`:
     the same episodes as ``vectorization_mode="sync"``, with the rewards and observations of all
-    ``N`` copies computed in one numpy pass (most of a single step's time outside MuJoCo is
-    numpy's per-call cost, paid once per vector step instead of ``N`` times).
+    ``N`` copies computed in one compiled call (:mod:`envs.mimic.features`) and no wrappers
+    around each copy.
 
     ## Stable-Baselines3
     The spaces are ``Box``es, so SB3 and sb3-contrib algorithms (PPO, SAC, TRPO, ...) train on it
@@ -436,7 +436,7 @@ class HumanoidMimicEnv(gym.Env):
 
     def _obs(self) -> np.ndarray:
         """The observation (table in the class docstring)."""
-        return features.observations(self._obs_order, self._state, [self.clip.phase(self._t)])[0][0]
+        return features.observations(self._obs_order, self._state, np.array([self.clip.phase(self._t)]))[0]
 
     # ------------------------------------------------------------------ gym API
 

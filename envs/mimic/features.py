@@ -1,19 +1,22 @@
-"""The imitation reward and the observation of a batch of simulated characters, in one numpy pass.
+"""The imitation reward and the observation of simulated characters, compiled.
 
-Every array has a leading batch axis ``N``: one env passes its own state with ``N = 1`` (views,
-no copies), :class:`~envs.mimic.vector.HumanoidMimicVectorEnv` stacks its ``N`` copies. On
-arrays of 15 bodies numpy's per-call cost, not the arithmetic, is most of the time, so a batch
-of ``N`` costs about what one character does. Per-body arrays are in MuJoCo's body order
-(bodies ``1..15``; the root is body 1, row 0), see :class:`Skeleton`.
+DeepMimic's reward and observation read 15 bodies' positions, rotations and velocities: a few
+hundred multiplications per character. In numpy each of the few dozen array operations they take
+costs more in dispatch than in arithmetic (a step spent a third of its time there), so they are
+loops over bodies compiled with numba (``cache=True``: compiled once per machine, about 5 s, then
+loaded), one character at a time. The reference side uses the same :func:`tracked_features`.
+Per-body arrays are in MuJoCo's body order (bodies ``1..15``; the root is body 1, row 0), see
+:class:`Skeleton`; every array has a leading axis over ``N`` characters (an env's own state is a
+batch of one, made of views of its ``MjData``).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from typing import NamedTuple
 
 import mujoco
+import numba
 import numpy as np
 
 from envs.mimic.humanoid import BODY_NAMES, END_EFFECTORS
@@ -29,14 +32,12 @@ REWARD_TERMS: dict[str, tuple[float, float]] = {
 REWARD_WEIGHTS = np.array([w for w, _ in REWARD_TERMS.values()])
 REWARD_SCALES = np.array([k for _, k in REWARD_TERMS.values()])
 
+BODIES = len(BODY_NAMES)
 # Rows of a character's heading-frame rows (:func:`observations`): positions, forward/up axes
-# (interleaved), linear and angular velocities of the 15 bodies.
+# (interleaved), linear and angular velocities of the 15 bodies; the flat row before the
+# observation's order is [phase, root height, the rows' 3-vectors].
 POSITIONS, AXES, LINEAR, ANGULAR, ROWS = 0, 15, 45, 60, 75
 OBS_DIM = 2 + 3 * 14 + 6 * 15 + 3 * 15 + 3 * 15
-# a x b = (a b^T).ravel() @ _CROSS (the Levi-Civita symbol): a batch of cross products in two calls
-_CROSS = np.zeros((9, 3))
-for _i, _j, _k in ((0, 1, 2), (1, 2, 0), (2, 0, 1)):
-    _CROSS[3 * _i + _j, _k], _CROSS[3 * _j + _i, _k] = 1.0, -1.0
 # q @ _RIGHT_MUL is the matrix of p -> p q (row-major, 16 entries, each +-1 times one component of
 # q); _RIGHT_MUL_OF_CONJUGATE gives the matrix of p -> conj(p) q
 _RIGHT_MUL = np.zeros((4, 16))
@@ -46,26 +47,29 @@ for _entry, (_component, _sign) in enumerate(zip([0, 1, 2, 3, 1, 0, 3, 2, 2, 3, 
 _RIGHT_MUL_OF_CONJUGATE = _RIGHT_MUL * np.tile([1.0, -1.0, -1.0, -1.0], 4)
 
 # Rows of a tracked array (:func:`tracked_features`), 3-vectors: what the reward's squared-error
-# terms compare, one array per character, so that the simulated and the reference side differ in
-# one operation and every weighted sum of squares is one matrix product.
+# terms compare, the same rows for the simulated and the reference character.
+_ANGULAR_VELOCITY, _END_EFFECTOR, _BODY_POSITION, _ROOT_VELOCITY, _COM_VELOCITY = 0, 15, 19, 34, 35
 TRACKED: dict[str, slice] = {
-    "angular_velocity": slice(0, 15),  # each body's relative to its parent, body frame (root: world)
-    "end_effector": slice(15, 19),  # feet and hands, heading frame, heights from the ground
-    "body_position": slice(19, 34),  # world
-    "root_velocity": slice(34, 35),
-    "com_velocity": slice(35, 36),
+    "angular_velocity": slice(_ANGULAR_VELOCITY, _END_EFFECTOR),  # each body's relative to its parent, body frame (root: world)
+    "end_effector": slice(_END_EFFECTOR, _BODY_POSITION),  # feet and hands, heading frame, heights from the ground
+    "body_position": slice(_BODY_POSITION, _ROOT_VELOCITY),  # world
+    "root_velocity": slice(_ROOT_VELOCITY, _COM_VELOCITY),
+    "com_velocity": slice(_COM_VELOCITY, _COM_VELOCITY + 1),
 }
 TRACKED_ROWS = 36
 # the reward's error inputs per character: the squared tracked differences (flattened), then the
 # squared half-angles between the simulated and the reference local rotations of the 15 bodies
 ERROR_INPUTS = 3 * TRACKED_ROWS + 15
 
+# compiled on first use and cached beside this file; NaN or inf for a division by zero, as numpy
+# gives (a root pointing straight up has no heading), not ZeroDivisionError
+_compiled = numba.njit(cache=True, error_model="numpy")
+
 
 class Skeleton:
     """Where the reward's quantities sit in MuJoCo's arrays, in MuJoCo's body order: the
     character's bodies are ``1..nbody-1`` (the world is body 0), so a state's arrays are read as
-    slices, not gathered. The root is body 1 (row 0 of every per-body result). Each method takes
-    the arrays of one state (``xmat`` as ``(nbody, 3, 3)``) or of a batch of states (leading axes)."""
+    slices, not gathered. The root is body 1 (row 0 of every per-body result)."""
 
     def __init__(self, model: mujoco.MjModel) -> None:
         names = [model.body(i).name for i in range(1, model.nbody)]
@@ -73,27 +77,17 @@ class Skeleton:
             raise RuntimeError(f"the model's bodies after the world must be the character's, root first; got {names}")
         self.names = names
         self.root = 1
-        self.parent = model.body_parentid[1:].copy()  # the root's parent is the world: identity, at rest
-        # omega_child - omega_parent of every body is this (15, nbody) matrix times all bodies' omega
-        self.relative = np.zeros((len(names), model.nbody))
-        self.relative[np.arange(len(names)), np.arange(1, model.nbody)] = 1.0
-        self.relative[np.arange(len(names)), self.parent] -= 1.0
-        self.end_effector = np.array([names.index(n) for n in END_EFFECTORS])  # rows of a per-body result
-        self.order = np.array([names.index(n) for n in BODY_NAMES])  # rows in BODY_NAMES order
-
-    def local_angular_velocities(self, xmat: np.ndarray, cvel: np.ndarray, out: np.ndarray) -> None:
-        """Writes the angular velocity of every body relative to its parent, in the body's frame
-        (the root's: world angular velocity, world frame) to ``out`` ``(..., 15, 3)``."""
-        relative = np.matmul(self.relative, cvel[..., :3])
-        np.matmul(relative[..., None, :], xmat[..., 1:, :, :], out=out[..., None, :])
-        out[..., 0, :] = relative[..., 0, :]
+        # the root's parent is the world: identity, at rest
+        self.parent = model.body_parentid[1:].astype(np.intp)
+        self.end_effector = np.array([names.index(n) for n in END_EFFECTORS], dtype=np.intp)  # rows of a per-body result
+        self.order = np.array([names.index(n) for n in BODY_NAMES], dtype=np.intp)  # rows in BODY_NAMES order
 
 
 class SimState(NamedTuple):
     """What the reward and observation read of ``N`` simulated characters (MuJoCo's arrays after
     kinematics, stacked): ``xpos (N, nbody, 3)``, ``xmat (N, nbody, 3, 3)``, ``xquat (N, nbody, 4)``,
     ``cvel (N, nbody, 6)``, and the root's ``subtree_com``, ``subtree_linvel`` and ``qvel[:3]``,
-    each ``(N, 3)``."""
+    each ``(N, 3)``; C-contiguous (each layout is compiled once)."""
 
     xpos: np.ndarray
     xmat: np.ndarray
@@ -119,66 +113,154 @@ def sim_state(d: mujoco.MjData, root: int) -> SimState:
                     d.subtree_com[root:root + 1], d.subtree_linvel[root:root + 1], d.qvel[None, :3])
 
 
-def observations(order: np.ndarray, state: SimState, phase: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
-    """``(N, 224)`` float32 observations (table in :class:`~envs.mimic.env.HumanoidMimicEnv`) and
-    the heading-frame rows ``(N, 75, 3)`` they hold: each character in its root's heading frame
-    (the world turned about the vertical by the root's heading, centred on the root), positions
-    relative to the root, forward and up axes, linear velocities of the body origins, angular
-    velocities. ``order``: :func:`observation_order`'s; ``phase``: one per character."""
-    xpos, xmat, cvel = state.xpos, state.xmat, state.cvel
-    n = len(xpos)
-    world = np.empty((n, ROWS, 3))
-    np.subtract(xpos[:, 1:], xpos[:, 1:2], out=world[:, POSITIONS:AXES])
-    # the rotations' first and third columns: the forward and up axes
-    rotations = xmat.reshape(n, -1, 9)
-    world[:, AXES:LINEAR:2] = rotations[:, 1:, 0::3]
-    world[:, AXES + 1:LINEAR:2] = rotations[:, 1:, 2::3]
-    spin = world[:, ANGULAR:]
-    spin[:] = cvel[:, 1:, :3]
-    # cvel's linear part is the velocity at the subtree's centre of mass: move it to each origin
-    arm = xpos[:, 1:] - state.com[:, None, :]
-    np.matmul((spin[..., :, None] * arm[..., None, :]).reshape(n, -1, 9), _CROSS, out=world[:, LINEAR:ANGULAR])
-    world[:, LINEAR:ANGULAR] += cvel[:, 1:, 3:]
-    flat = np.empty((n, 2 + 3 * ROWS))  # [phase, root height, heading-frame rows]
-    turned = flat[:, 2:].reshape(n, ROWS, 3)
-    np.matmul(world, heading_turn(xmat), out=turned)
-    flat[:, 0] = phase
-    flat[:, 1] = xpos[:, 1, 2]
-    return np.take(flat, order, axis=1).astype(np.float32), turned
+def observations(order: np.ndarray, state: SimState, phase: np.ndarray) -> np.ndarray:
+    """``(N, 224)`` float32 observations (table in :class:`~envs.mimic.env.HumanoidMimicEnv`) of
+    ``N`` characters. ``order``: :func:`observation_order`'s; ``phase`` ``(N,)``."""
+    obs = np.empty((len(phase), len(order)), dtype=np.float32)
+    _observations(order, state.xpos, state.xmat, state.cvel, state.com, phase, obs)
+    return obs
 
 
-def heading_turn(xmat: np.ndarray) -> np.ndarray:
-    """``(N, 3, 3)``: H^T of each character, H its root's heading (a turn about the vertical):
-    ``v @ H^T`` turns world row vectors into the heading frame."""
-    forward = xmat[:, 1, :2, 0]  # the root's forward axis, horizontal part
-    if len(xmat) > 16:  # a batch of reference times
-        fx, fy = forward[:, 0], forward[:, 1]
-        unit = forward / np.sqrt(fx * fx + fy * fy)[:, None]  # (as below, to the last bit)
-        turns = np.zeros((len(xmat), 3, 3))
-        turns[:, 0, 0] = turns[:, 1, 1] = unit[:, 0]
-        turns[:, 1, 0] = unit[:, 1]
-        turns[:, 0, 1] = -unit[:, 1]
-        turns[:, 2, 2] = 1.0
-        return turns
-    rows = []  # a few characters stepping: built from Python floats, cheaper than numpy's per-call cost
-    for fx, fy in forward.tolist():
-        norm = math.sqrt(fx * fx + fy * fy)
-        fx, fy = fx / norm, fy / norm
-        rows.append(((fx, -fy, 0.0), (fy, fx, 0.0), (0.0, 0.0, 1.0)))
-    return np.array(rows)
+def tracked_features(skeleton: Skeleton, state: SimState) -> np.ndarray:
+    """``(N, TRACKED_ROWS, 3)``: each character's :data:`TRACKED` rows."""
+    out = np.empty((len(state.xpos), TRACKED_ROWS, 3))
+    _tracked_features(skeleton.parent, skeleton.end_effector, state.xpos, state.xmat, state.cvel,
+                      state.com_velocity, state.root_velocity, out)
+    return out
 
 
-def tracked_features(skeleton: Skeleton, state: SimState, positions: np.ndarray, out: np.ndarray) -> None:
-    """Writes each character's :data:`TRACKED` rows to ``out`` ``(N, TRACKED_ROWS, 3)``, the same
-    function for the simulated and the reference side. ``positions``: the bodies' positions in the
-    heading frame (:func:`observations`' first rows)."""
-    skeleton.local_angular_velocities(state.xmat, state.cvel, out=out[:, TRACKED["angular_velocity"]])
-    ee = out[:, TRACKED["end_effector"]]
-    np.take(positions, skeleton.end_effector, axis=1, out=ee)
-    ee[..., 2] += state.xpos[:, 1:2, 2]
-    out[:, TRACKED["body_position"]] = state.xpos[:, 1:]
-    out[:, TRACKED["root_velocity"]] = state.root_velocity[:, None]
-    out[:, TRACKED["com_velocity"]] = state.com_velocity[:, None]
+def observe_and_reward(skeleton: Skeleton, weights: RewardWeights, order: np.ndarray, state: SimState,
+                       phase: np.ndarray, ref: ReferenceRows) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The observations ``(N, 224)`` (:func:`observations`) and DeepMimic's imitation reward of
+    each character against its reference: the rewards ``(N,)``, the terms ``exp(-k_i e_i)``
+    ``(N, 5)`` (order of :data:`REWARD_TERMS`) and the MPJPE in mm ``(N,)``."""
+    n = len(phase)
+    obs = np.empty((n, len(order)), dtype=np.float32)
+    rewards, terms, mpjpe = np.empty(n), np.empty((n, len(REWARD_TERMS))), np.empty(n)
+    _observe_and_reward(order, skeleton.parent, skeleton.end_effector, weights.matrix, weights.summary,
+                        state.xpos, state.xmat, state.xquat, state.cvel, state.com, state.com_velocity,
+                        state.root_velocity, phase, ref.pose_forms, ref.tracked, obs, rewards, terms, mpjpe)
+    return obs, rewards, terms, mpjpe
+
+
+@_compiled
+def _heading(xmat: np.ndarray, c: int) -> tuple[float, float]:
+    """Cosine and sine of character ``c``'s heading: its root's forward axis, horizontal part."""
+    fx, fy = xmat[c, 1, 0, 0], xmat[c, 1, 1, 0]
+    norm = math.sqrt(fx * fx + fy * fy)
+    return fx / norm, fy / norm
+
+
+@_compiled
+def _turned(x: float, y: float, z: float, cos: float, sin: float, out: np.ndarray, k: int) -> None:
+    """Writes the world vector (x, y, z) in the heading frame (turned by minus the heading) to ``out[k:k + 3]``."""
+    out[k] = x * cos + y * sin
+    out[k + 1] = y * cos - x * sin
+    out[k + 2] = z
+
+
+@_compiled
+def _observe(c: int, order: np.ndarray, xpos: np.ndarray, xmat: np.ndarray, cvel: np.ndarray,
+             com: np.ndarray, phase: np.ndarray, flat: np.ndarray, obs: np.ndarray) -> None:
+    """Character ``c``'s observation into ``obs[c]``: its heading-frame rows (world turned by its
+    heading, centred on its root) in ``flat``, then read in the observation's order."""
+    cos, sin = _heading(xmat, c)
+    flat[0], flat[1] = phase[c], xpos[c, 1, 2]
+    for b in range(BODIES):
+        body = b + 1
+        _turned(xpos[c, body, 0] - xpos[c, 1, 0], xpos[c, body, 1] - xpos[c, 1, 1], xpos[c, body, 2] - xpos[c, 1, 2],
+                cos, sin, flat, 2 + 3 * (POSITIONS + b))
+        # the rotation's first and third columns: the forward and up axes
+        _turned(xmat[c, body, 0, 0], xmat[c, body, 1, 0], xmat[c, body, 2, 0], cos, sin, flat, 2 + 3 * (AXES + 2 * b))
+        _turned(xmat[c, body, 0, 2], xmat[c, body, 1, 2], xmat[c, body, 2, 2], cos, sin, flat,
+                2 + 3 * (AXES + 2 * b + 1))
+        # cvel's linear part is the velocity at the subtree's centre of mass: move it to the body's origin
+        sx, sy, sz = cvel[c, body, 0], cvel[c, body, 1], cvel[c, body, 2]
+        ax, ay, az = xpos[c, body, 0] - com[c, 0], xpos[c, body, 1] - com[c, 1], xpos[c, body, 2] - com[c, 2]
+        _turned(sy * az - sz * ay + cvel[c, body, 3], sz * ax - sx * az + cvel[c, body, 4],
+                sx * ay - sy * ax + cvel[c, body, 5], cos, sin, flat, 2 + 3 * (LINEAR + b))
+        _turned(sx, sy, sz, cos, sin, flat, 2 + 3 * (ANGULAR + b))
+    for i in range(len(order)):
+        obs[c, i] = flat[order[i]]
+
+
+@_compiled
+def _track(c: int, parent: np.ndarray, end_effector: np.ndarray, xpos: np.ndarray, xmat: np.ndarray,
+           cvel: np.ndarray, com_velocity: np.ndarray, root_velocity: np.ndarray, out: np.ndarray) -> None:
+    """Character ``c``'s :data:`TRACKED` rows into ``out`` ``(TRACKED_ROWS, 3)``."""
+    for b in range(BODIES):
+        body, up = b + 1, parent[b]
+        wx, wy, wz = cvel[c, body, 0] - cvel[c, up, 0], cvel[c, body, 1] - cvel[c, up, 1], cvel[c, body, 2] - cvel[c, up, 2]
+        row = _ANGULAR_VELOCITY + b
+        if b == 0:  # the root's, in the world frame
+            out[row, 0], out[row, 1], out[row, 2] = wx, wy, wz
+        else:  # relative to the parent, in the body's frame: R^T w
+            for j in range(3):
+                out[row, j] = wx * xmat[c, body, 0, j] + wy * xmat[c, body, 1, j] + wz * xmat[c, body, 2, j]
+        for j in range(3):
+            out[_BODY_POSITION + b, j] = xpos[c, body, j]
+    cos, sin = _heading(xmat, c)
+    for e in range(len(end_effector)):
+        body = end_effector[e] + 1
+        _turned(xpos[c, body, 0] - xpos[c, 1, 0], xpos[c, body, 1] - xpos[c, 1, 1], xpos[c, body, 2], cos, sin,
+                out[_END_EFFECTOR + e], 0)
+    for j in range(3):
+        out[_ROOT_VELOCITY, j] = root_velocity[c, j]
+        out[_COM_VELOCITY, j] = com_velocity[c, j]
+
+
+@_compiled
+def _observations(order: np.ndarray, xpos: np.ndarray, xmat: np.ndarray, cvel: np.ndarray, com: np.ndarray,
+                  phase: np.ndarray, obs: np.ndarray) -> None:
+    flat = np.empty(2 + 3 * ROWS)
+    for c in range(len(phase)):
+        _observe(c, order, xpos, xmat, cvel, com, phase, flat, obs)
+
+
+@_compiled
+def _tracked_features(parent: np.ndarray, end_effector: np.ndarray, xpos: np.ndarray, xmat: np.ndarray,
+                      cvel: np.ndarray, com_velocity: np.ndarray, root_velocity: np.ndarray, out: np.ndarray) -> None:
+    for c in range(len(xpos)):
+        _track(c, parent, end_effector, xpos, xmat, cvel, com_velocity, root_velocity, out[c])
+
+
+@_compiled
+def _observe_and_reward(order: np.ndarray, parent: np.ndarray, end_effector: np.ndarray, matrix: np.ndarray,
+                        summary: np.ndarray, xpos: np.ndarray, xmat: np.ndarray, xquat: np.ndarray,
+                        cvel: np.ndarray, com: np.ndarray, com_velocity: np.ndarray, root_velocity: np.ndarray,
+                        phase: np.ndarray, ref_forms: np.ndarray, ref_tracked: np.ndarray, obs: np.ndarray,
+                        rewards: np.ndarray, terms: np.ndarray, mpjpe: np.ndarray) -> None:
+    flat, tracked, inputs = np.empty(2 + 3 * ROWS), np.empty((TRACKED_ROWS, 3)), np.empty(ERROR_INPUTS)
+    n_terms = terms.shape[1]
+    for c in range(len(phase)):
+        _observe(c, order, xpos, xmat, cvel, com, phase, flat, obs)
+        _track(c, parent, end_effector, xpos, xmat, cvel, com_velocity, root_velocity, tracked)
+        for r in range(TRACKED_ROWS):
+            for j in range(3):
+                diff = tracked[r, j] - ref_tracked[c, r, j]
+                inputs[3 * r + j] = diff * diff
+        for b in range(BODIES):
+            # <conj(p) q, r> = q^T M p (:func:`pose_forms`): the cosine of half the angle between
+            # the simulated local rotation conj(p) q and the reference's r
+            align = 0.0
+            for i in range(4):
+                row = 0.0
+                for j in range(4):
+                    row += ref_forms[c, b, i, j] * xquat[c, parent[b], j]
+                align += xquat[c, b + 1, i] * row
+            half = math.acos(min(abs(align), 1.0))
+            inputs[3 * TRACKED_ROWS + b] = half * half
+        reward, distance = 0.0, 0.0
+        for o in range(matrix.shape[1]):  # (RewardWeights.matrix, then .summary)
+            s = 0.0
+            for i in range(ERROR_INPUTS):
+                s += inputs[i] * matrix[i, o]
+            if o < n_terms:
+                terms[c, o] = math.exp(s)
+                reward += summary[o, 0] * terms[c, o]
+            else:
+                distance += summary[o, 1] * math.sqrt(s)
+        rewards[c], mpjpe[c] = reward, distance
 
 
 def pose_forms(xquat: np.ndarray, parent: np.ndarray) -> np.ndarray:
@@ -194,7 +276,7 @@ def pose_forms(xquat: np.ndarray, parent: np.ndarray) -> np.ndarray:
 
 
 class RewardWeights:
-    """DeepMimic's reward as two matrix products. ``matrix`` ``(ERROR_INPUTS, 5 + 15)`` maps the
+    """DeepMimic's reward as two weight matrices. ``matrix`` ``(ERROR_INPUTS, 5 + 15)`` maps the
     error inputs (:data:`ERROR_INPUTS`) to ``-k_i e_i`` of each term (:data:`REWARD_TERMS` order)
     and to each body's squared distance from the reference in (mm / 15)^2; ``summary`` ``(20, 2)``
     maps the terms ``exp(-k_i e_i)`` and the distances to the reward and the MPJPE (mm). From the
@@ -223,29 +305,6 @@ class RewardWeights:
         self.summary = np.zeros((terms + bodies, 2))
         self.summary[:terms, 0] = REWARD_WEIGHTS
         self.summary[terms:, 1] = 1.0
-
-
-def imitation_reward(skeleton: Skeleton, weights: RewardWeights, state: SimState, turned: np.ndarray,
-                     ref: ReferenceRows) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """DeepMimic's imitation reward of each character against its reference: the rewards
-    ``(N,)``, the terms ``exp(-k_i e_i)`` ``(N, 5)`` (order of :data:`REWARD_TERMS`) and the
-    MPJPE in mm ``(N,)``. ``turned``: the heading-frame rows of :func:`observations`."""
-    n = len(turned)
-    inputs = np.empty((n, ERROR_INPUTS))
-    diff = inputs[:, :3 * TRACKED_ROWS].reshape(n, TRACKED_ROWS, 3)
-    tracked_features(skeleton, state, turned, out=diff)
-    diff -= ref.tracked
-    diff *= diff
-    # the angle between the local rotations is twice the half-angle whose cosine is |<q, r>|
-    xquat = state.xquat
-    align = np.matmul(np.matmul(xquat[:, 1:, None, :], ref.pose_forms), xquat[:, skeleton.parent, :, None])
-    half = np.arccos(np.minimum(np.abs(align[..., 0, 0]), 1.0))
-    np.multiply(half, half, out=inputs[:, 3 * TRACKED_ROWS:])
-    out = inputs @ weights.matrix
-    terms = np.exp(out[:, :len(REWARD_TERMS)], out=out[:, :len(REWARD_TERMS)])
-    np.sqrt(out[:, len(REWARD_TERMS):], out=out[:, len(REWARD_TERMS):])
-    summary = out @ weights.summary
-    return summary[:, 0], terms, summary[:, 1]
 
 
 def observation_order(body_order: np.ndarray) -> np.ndarray:

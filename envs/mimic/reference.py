@@ -16,11 +16,9 @@ import numpy as np
 
 from envs.mimic.features import (
     TRACKED,
-    TRACKED_ROWS,
     ReferenceRows,
     SimState,
     Skeleton,
-    heading_turn,
     pose_forms,
     tracked_features,
 )
@@ -123,10 +121,8 @@ class ReferenceTrack:
         xmat = xmat.reshape(n, m.nbody, 3, 3)
         self.times, self._time_list = times, times.tolist()
         self.pose_forms = pose_forms(xquat, sk.parent)
-        state = SimState(xpos, xmat, xquat, cvel, com, com_vel, self.qvel[:, :3])
-        positions = np.matmul(xpos[:, 1:] - xpos[:, 1:2], heading_turn(xmat))  # heading frame: all the reference needs
-        self.tracked = np.empty((n, TRACKED_ROWS, 3))
-        tracked_features(sk, state, positions, out=self.tracked)
+        state = SimState(xpos, xmat, xquat, cvel, com, com_vel, np.ascontiguousarray(self.qvel[:, :3]))
+        self.tracked = tracked_features(sk, state)
         self._clip_body_xy = self.tracked[:, TRACKED["body_position"], :2].copy()
         if self.root_shift.any():
             self._apply_shift()

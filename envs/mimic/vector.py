@@ -1,12 +1,11 @@
-"""HumanoidMimic as a Gymnasium vector env whose copies share one numpy pass for the reward and
-the observation.
+"""HumanoidMimic as a Gymnasium vector env whose copies share one call for the reward and the
+observation.
 
-A single :class:`~envs.mimic.env.HumanoidMimicEnv` step spends about a third of its time outside
-MuJoCo, nearly all of it numpy's per-call cost on arrays of 15 bodies. Here each copy runs its own
-physics, kinematics and reference (as the single env does), and :mod:`envs.mimic.features`
-computes the rewards and observations of all ``N`` copies at once, so that cost is paid once per
-vector step instead of ``N`` times. Episodes are the ones ``SyncVectorEnv`` over the registered
-single env gives for the same seeds and actions: the tests hold the two side by side.
+Each copy runs its own physics, kinematics and reference (as the single env does), and
+:mod:`envs.mimic.features` computes the rewards and observations of all ``N`` copies in one
+compiled call; the copies step without the wrappers ``gym.make`` puts around each single env
+(this class applies the time limit itself). Episodes are the ones ``SyncVectorEnv`` over the
+registered single env gives for the same seeds and actions: the tests hold the two side by side.
 
     envs = gym.make_vec("HumanoidMimic-v1", num_envs=8)   # this class (the registered vector entry point)
     envs = gym.make_vec("HumanoidMimic-v1", num_envs=8, vectorization_mode="sync")   # SyncVectorEnv
