@@ -3,8 +3,8 @@
 DeepMimic's reward and observation read 15 bodies' positions, rotations and velocities: a few
 hundred multiplications per character. In numpy each of the few dozen array operations they take
 costs more in dispatch than in arithmetic (a step spent a third of its time there), so they are
-loops over bodies compiled with numba (``cache=True``: compiled once per machine, about 5 s, then
-loaded), one character at a time. The reference side uses the same :func:`tracked_features`.
+loops over bodies compiled with numba (``cache=True``: compiled on first use, about 3 s, then
+loaded from the cache beside this file in a fraction of a second), one character at a time. The reference side uses the same :func:`tracked_features`.
 Per-body arrays are in MuJoCo's body order (bodies ``1..15``; the root is body 1, row 0), see
 :class:`Skeleton`; every array has a leading axis over ``N`` characters (an env's own state is a
 batch of one, made of views of its ``MjData``).
