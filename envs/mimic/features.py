@@ -4,7 +4,8 @@ DeepMimic's reward and observation read 15 bodies' positions, rotations and velo
 hundred multiplications per character. In numpy each of the few dozen array operations they take
 costs more in dispatch than in arithmetic (a step spent a third of its time there), so they are
 loops over bodies compiled with numba (``cache=True``: compiled on first use, about 3 s, then
-loaded from the cache beside this file in a fraction of a second), one character at a time. The reference side uses the same :func:`tracked_features`.
+loaded in a fraction of a second from the cache beside this file, or from numba's user cache
+directory or ``NUMBA_CACHE_DIR`` where that folder is read-only), one character at a time. The reference side uses the same :func:`tracked_features`.
 Per-body arrays are in MuJoCo's body order (bodies ``1..15``; the root is body 1, row 0), see
 :class:`Skeleton`; every array has a leading axis over ``N`` characters (an env's own state is a
 batch of one, made of views of its ``MjData``).
