@@ -121,6 +121,7 @@ class ReferenceTrack:
         xmat = xmat.reshape(n, m.nbody, 3, 3)
         self.times, self._time_list = times, times.tolist()
         self.pose_forms = pose_forms(xquat, sk.parent)
+        # (the root velocity contiguous, as the simulated side's: one compiled layout for both)
         state = SimState(xpos, xmat, xquat, cvel, com, com_vel, np.ascontiguousarray(self.qvel[:, :3]))
         self.tracked = tracked_features(sk, state)
         self._clip_body_xy = self.tracked[:, TRACKED["body_position"], :2].copy()
