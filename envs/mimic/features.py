@@ -5,8 +5,9 @@ hundred multiplications per character. In numpy each of the few dozen array oper
 costs more in dispatch than in arithmetic (a step spent a third of its time there), so they are
 loops over bodies compiled with numba (``cache=True``: compiled on first use, about 3 s, then
 loaded in a fraction of a second from the cache beside this file, or from numba's user cache
-directory or ``NUMBA_CACHE_DIR`` where that folder is read-only), one character at a time. The reference side uses the same :func:`tracked_features`.
-Per-body arrays are in MuJoCo's body order (bodies ``1..15``; the root is body 1, row 0), see
+directory or ``NUMBA_CACHE_DIR`` where that folder is read-only), one character at a time. The
+reference side uses the same :func:`tracked_features`, and keeps its local rotations for the
+pose term (:func:`local_rotations`). Per-body arrays are in MuJoCo's body order (bodies ``1..15``; the root is body 1, row 0), see
 :class:`Skeleton`; every array has a leading axis over ``N`` characters (an env's own state is a
 batch of one, made of views of its ``MjData``).
 """
@@ -21,6 +22,7 @@ import numba
 import numpy as np
 
 from envs.mimic.humanoid import BODY_NAMES, END_EFFECTORS
+from envs.mimic.mocap import quat_conj, quat_mul
 
 # DeepMimic's imitation reward (released code): term -> (weight, error scale).
 REWARD_TERMS: dict[str, tuple[float, float]] = {
@@ -39,14 +41,6 @@ BODIES = len(BODY_NAMES)
 # observation's order is [phase, root height, the rows' 3-vectors].
 POSITIONS, AXES, LINEAR, ANGULAR, ROWS = 0, 15, 45, 60, 75
 OBS_DIM = 2 + 3 * 14 + 6 * 15 + 3 * 15 + 3 * 15
-# q @ _RIGHT_MUL is the matrix of p -> p q (row-major, 16 entries, each +-1 times one component of
-# q); _RIGHT_MUL_OF_CONJUGATE gives the matrix of p -> conj(p) q
-_RIGHT_MUL = np.zeros((4, 16))
-for _entry, (_component, _sign) in enumerate(zip([0, 1, 2, 3, 1, 0, 3, 2, 2, 3, 0, 1, 3, 2, 1, 0],
-                                                 [1, -1, -1, -1, 1, 1, 1, -1, 1, -1, 1, 1, 1, 1, -1, 1], strict=True)):
-    _RIGHT_MUL[_component, _entry] = _sign
-_RIGHT_MUL_OF_CONJUGATE = _RIGHT_MUL * np.tile([1.0, -1.0, -1.0, -1.0], 4)
-
 # Rows of a tracked array (:func:`tracked_features`), 3-vectors: what the reward's squared-error
 # terms compare, the same rows for the simulated and the reference character.
 _ANGULAR_VELOCITY, _END_EFFECTOR, _BODY_POSITION, _ROOT_VELOCITY, _COM_VELOCITY = 0, 15, 19, 34, 35
@@ -103,7 +97,7 @@ class ReferenceRows(NamedTuple):
     """The reference's reward features at ``N`` times (:meth:`ReferenceTrack.rows`, or one row of
     each of ``N`` tracks stacked), positions shifted by the env's ``sync_root``."""
 
-    pose_forms: np.ndarray  # (N, 15, 4, 4): of each body's local rotation r, the matrix of p -> p r
+    local_rotations: np.ndarray  # (N, 15, 4): each body's rotation relative to its parent (:func:`local_rotations`)
     tracked: np.ndarray  # (N, TRACKED_ROWS, 3): tracked_features of the reference character
 
 
@@ -140,7 +134,7 @@ def observe_and_reward(skeleton: Skeleton, weights: RewardWeights, order: np.nda
     rewards, terms, mpjpe = np.empty(n), np.empty((n, len(REWARD_TERMS))), np.empty(n)
     _observe_and_reward(order, skeleton.parent, skeleton.end_effector, weights.matrix, weights.summary,
                         state.xpos, state.xmat, state.xquat, state.cvel, state.com, state.com_velocity,
-                        state.root_velocity, phase, ref.pose_forms, ref.tracked, obs, rewards, terms, mpjpe)
+                        state.root_velocity, phase, ref.local_rotations, ref.tracked, obs, rewards, terms, mpjpe)
     return obs, rewards, terms, mpjpe
 
 
@@ -229,7 +223,7 @@ def _tracked_features(parent: np.ndarray, end_effector: np.ndarray, xpos: np.nda
 def _observe_and_reward(order: np.ndarray, parent: np.ndarray, end_effector: np.ndarray, matrix: np.ndarray,
                         summary: np.ndarray, xpos: np.ndarray, xmat: np.ndarray, xquat: np.ndarray,
                         cvel: np.ndarray, com: np.ndarray, com_velocity: np.ndarray, root_velocity: np.ndarray,
-                        phase: np.ndarray, ref_forms: np.ndarray, ref_tracked: np.ndarray, obs: np.ndarray,
+                        phase: np.ndarray, ref_local: np.ndarray, ref_tracked: np.ndarray, obs: np.ndarray,
                         rewards: np.ndarray, terms: np.ndarray, mpjpe: np.ndarray) -> None:
     flat, tracked, inputs = np.empty(2 + 3 * ROWS), np.empty((TRACKED_ROWS, 3)), np.empty(ERROR_INPUTS)
     n_terms = terms.shape[1]
@@ -241,14 +235,15 @@ def _observe_and_reward(order: np.ndarray, parent: np.ndarray, end_effector: np.
                 diff = tracked[r, j] - ref_tracked[c, r, j]
                 inputs[3 * r + j] = diff * diff
         for b in range(BODIES):
-            # <conj(p) q, r> = q^T M p (:func:`pose_forms`): the cosine of half the angle between
-            # the simulated local rotation conj(p) q and the reference's r
-            align = 0.0
-            for i in range(4):
-                row = 0.0
-                for j in range(4):
-                    row += ref_forms[c, b, i, j] * xquat[c, parent[b], j]
-                align += xquat[c, b + 1, i] * row
+            # |<conj(p) q, r>|: the cosine of half the angle between the simulated local rotation
+            # conj(p) q (q the body's world rotation, p its parent's) and the reference's r
+            pw, px, py, pz = xquat[c, parent[b], 0], -xquat[c, parent[b], 1], -xquat[c, parent[b], 2], \
+                -xquat[c, parent[b], 3]
+            qw, qx, qy, qz = xquat[c, b + 1, 0], xquat[c, b + 1, 1], xquat[c, b + 1, 2], xquat[c, b + 1, 3]
+            align = ((pw * qw - px * qx - py * qy - pz * qz) * ref_local[c, b, 0]
+                     + (pw * qx + px * qw + py * qz - pz * qy) * ref_local[c, b, 1]
+                     + (pw * qy - px * qz + py * qw + pz * qx) * ref_local[c, b, 2]
+                     + (pw * qz + px * qy - py * qx + pz * qw) * ref_local[c, b, 3])
             half = math.acos(min(abs(align), 1.0))
             inputs[3 * TRACKED_ROWS + b] = half * half
         reward, distance = 0.0, 0.0
@@ -264,16 +259,10 @@ def _observe_and_reward(order: np.ndarray, parent: np.ndarray, end_effector: np.
         rewards[c], mpjpe[c] = reward, distance
 
 
-def pose_forms(xquat: np.ndarray, parent: np.ndarray) -> np.ndarray:
-    """``(N, 15, 4, 4)``: for each body's local rotation r = conj(q_parent) q_body (from world
-    rotations ``xquat`` ``(N, nbody, 4)``), the matrix of p -> p r. With it the alignment of a
-    simulated local rotation conj(p) c with r is one bilinear form: <conj(p) c, r> = c^T M p."""
-    n = len(xquat)
-    # r = conj(p) c: the matrix of x -> conj(x) c applied to p. Matrices of quaternions come from
-    # 2-D products (numpy is slow along short axes, BLAS is not)
-    times_child = (xquat[:, 1:].reshape(-1, 4) @ _RIGHT_MUL_OF_CONJUGATE).reshape(n, -1, 4, 4)
-    local = np.matmul(times_child, xquat[:, parent, :, None])
-    return (local.reshape(-1, 4) @ _RIGHT_MUL).reshape(n, -1, 4, 4)
+def local_rotations(xquat: np.ndarray, parent: np.ndarray) -> np.ndarray:
+    """``(N, 15, 4)``: each body's rotation relative to its parent, conj(q_parent) q_body, from
+    the world rotations ``xquat`` ``(N, nbody, 4)`` (the reference side of the pose term)."""
+    return quat_mul(quat_conj(xquat[:, parent]), xquat[:, 1:])
 
 
 class RewardWeights:

@@ -19,7 +19,7 @@ from envs.mimic.features import (
     ReferenceRows,
     SimState,
     Skeleton,
-    pose_forms,
+    local_rotations,
     tracked_features,
 )
 from envs.mimic.mocap import Clip, ReferenceVelocity
@@ -100,7 +100,7 @@ class ReferenceTrack:
     def rows(self, j: int) -> ReferenceRows:
         """Row ``j`` of the current batch as a batch of one (views)."""
         k = slice(j, j + 1)
-        return ReferenceRows(self.pose_forms[k], self.tracked[k])
+        return ReferenceRows(self.local_rotations[k], self.tracked[k])
 
     def _compute(self, times: np.ndarray) -> None:
         m, d, sk = self.model, self._scratch, self.skeleton
@@ -120,7 +120,7 @@ class ReferenceTrack:
             com[k], com_vel[k] = com_out, com_vel_out
         xmat = xmat.reshape(n, m.nbody, 3, 3)
         self.times, self._time_list = times, times.tolist()
-        self.pose_forms = pose_forms(xquat, sk.parent)
+        self.local_rotations = local_rotations(xquat, sk.parent)
         # (the root velocity contiguous, as the simulated side's: one compiled layout for both)
         state = SimState(xpos, xmat, xquat, cvel, com, com_vel, np.ascontiguousarray(self.qvel[:, :3]))
         self.tracked = tracked_features(sk, state)
